@@ -1,0 +1,105 @@
+/* Interrupt remapping table entries: Intel VT-d and AMD-Vi. Both drivers are built into
+ * distribution kernels; only the active IOMMU's functions run. */
+
+/* *_alloc(domain, virq, nr_irqs, arg): arg is the x86 struct irq_alloc_info. */
+static __always_inline int emit_irte_alloc(const u64 *a, u64 ret, u32 source)
+{
+    struct irqscope_event *e = event_reserve(IRQSCOPE_EV_IRTE_ALLOC, source);
+    if (!e)
+        return 0;
+    struct msi_desc *desc = BPF_CORE_READ((struct irq_alloc_info *)a[3], desc);
+    e->irq = (u32)a[1];
+    e->u.irte.nr_irqs = (u32)a[2];
+    e->u.irte.hwirq_index = UINT_MAX_U32;
+    if (desc) {
+        set_device(e, BPF_CORE_READ(desc, dev));
+        if (bpf_core_field_exists(desc->msi_index))
+            e->u.irte.hwirq_index = BPF_CORE_READ(desc, msi_index);
+    }
+    e->result = (s32)ret;
+    event_submit(e);
+    return 0;
+}
+static __always_inline int on_intel_irte_alloc(const u64 *a, u64 ret) { return emit_irte_alloc(a, ret, IRQSCOPE_SRC_INTEL_IR); }
+static __always_inline int on_amd_irte_alloc(const u64 *a, u64 ret) { return emit_irte_alloc(a, ret, IRQSCOPE_SRC_AMD_IR); }
+HOOK_RETURN(intel_irq_remapping_alloc, 4, IRQSCOPE_SRC_INTEL_IR, on_intel_irte_alloc)
+HOOK_RETURN(irq_remapping_alloc, 4, IRQSCOPE_SRC_AMD_IR, on_amd_irte_alloc)
+
+/* *_free(domain, virq, nr_irqs) */
+static __always_inline int emit_irte_free(const u64 *a, u32 source)
+{
+    struct irqscope_event *e = event_reserve(IRQSCOPE_EV_IRTE_FREE, source);
+    if (!e)
+        return 0;
+    e->irq = (u32)a[1];
+    e->u.irte.nr_irqs = (u32)a[2];
+    event_submit(e);
+    return 0;
+}
+static __always_inline int on_intel_irte_free(const u64 *a, u64 ret) { return emit_irte_free(a, IRQSCOPE_SRC_INTEL_IR); }
+static __always_inline int on_amd_irte_free(const u64 *a, u64 ret) { return emit_irte_free(a, IRQSCOPE_SRC_AMD_IR); }
+HOOK_ENTRY(intel_irq_remapping_free, on_intel_irte_free)
+HOOK_ENTRY(irq_remapping_free, on_amd_irte_free)
+
+/* *_activate(domain, irq_data, reserve): at allocation (reserve=1, entry parked on the
+ * shutdown vector) and again at request_irq (reserve=0, the real vector). */
+static __always_inline int emit_irte_activation(u32 type, struct irq_data *d, u32 reserve, s64 ret, u32 source)
+{
+    struct irqscope_event *e = event_reserve(type, source);
+    if (!e)
+        return 0;
+    e->irq = BPF_CORE_READ(d, irq);
+    set_irq_data_device(e, d);
+    e->u.irte.reserve = reserve;
+    e->result = ret;
+    event_submit(e);
+    return 0;
+}
+static __always_inline int on_intel_irte_activate(const u64 *a, u64 ret)
+{
+    return emit_irte_activation(IRQSCOPE_EV_IRTE_ACTIVATE, (struct irq_data *)a[1], (u8)a[2], (s32)ret, IRQSCOPE_SRC_INTEL_IR);
+}
+static __always_inline int on_amd_irte_activate(const u64 *a, u64 ret)
+{
+    return emit_irte_activation(IRQSCOPE_EV_IRTE_ACTIVATE, (struct irq_data *)a[1], (u8)a[2], (s32)ret, IRQSCOPE_SRC_AMD_IR);
+}
+HOOK_RETURN(intel_irq_remapping_activate, 3, IRQSCOPE_SRC_INTEL_IR, on_intel_irte_activate)
+HOOK_RETURN(irq_remapping_activate, 3, IRQSCOPE_SRC_AMD_IR, on_amd_irte_activate)
+
+/* *_deactivate(domain, irq_data): free_irq of the last action; the entry is cleared. */
+static __always_inline int on_intel_irte_deactivate(const u64 *a, u64 ret)
+{
+    return emit_irte_activation(IRQSCOPE_EV_IRTE_DEACTIVATE, (struct irq_data *)a[1], 0, 0, IRQSCOPE_SRC_INTEL_IR);
+}
+static __always_inline int on_amd_irte_deactivate(const u64 *a, u64 ret)
+{
+    return emit_irte_activation(IRQSCOPE_EV_IRTE_DEACTIVATE, (struct irq_data *)a[1], 0, 0, IRQSCOPE_SRC_AMD_IR);
+}
+HOOK_ENTRY(intel_irq_remapping_deactivate, on_intel_irte_deactivate)
+HOOK_ENTRY(irq_remapping_deactivate, on_amd_irte_deactivate)
+
+/* *_set_vcpu_affinity(irq_data, info): KVM posts the interrupt straight to a vCPU (info set)
+ * or takes it back to remapped delivery (Intel: info NULL; AMD: !is_guest_mode). */
+static __always_inline int emit_posted(struct irq_data *d, u32 posted, s64 ret, u32 source)
+{
+    struct irqscope_event *e = event_reserve(IRQSCOPE_EV_IRTE_POSTED, source);
+    if (!e)
+        return 0;
+    e->irq = BPF_CORE_READ(d, irq);
+    set_irq_data_device(e, d);
+    e->u.irte.posted = posted;
+    e->result = ret;
+    event_submit(e);
+    return 0;
+}
+static __always_inline int on_intel_posted(const u64 *a, u64 ret)
+{
+    return emit_posted((struct irq_data *)a[0], a[1] != 0, (s32)ret, IRQSCOPE_SRC_INTEL_IR);
+}
+static __always_inline int on_amd_posted(const u64 *a, u64 ret)
+{
+    struct amd_iommu_pi_data *pi = (struct amd_iommu_pi_data *)a[1];
+    return emit_posted((struct irq_data *)a[0], pi && BPF_CORE_READ(pi, is_guest_mode), (s32)ret, IRQSCOPE_SRC_AMD_IR);
+}
+HOOK_RETURN(intel_ir_set_vcpu_affinity, 2, IRQSCOPE_SRC_INTEL_IR, on_intel_posted)
+HOOK_RETURN(amd_ir_set_vcpu_affinity, 2, IRQSCOPE_SRC_AMD_IR, on_amd_posted)

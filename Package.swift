@@ -1,0 +1,67 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// IRQSCOPE_STATIC_LIBBPF=1 links libbpf, libelf and zlib statically, so a release binary
+// runs where those Debian packages are not installed (the lab guests, a copied binary).
+let staticLibbpf = Context.environment["IRQSCOPE_STATIC_LIBBPF"] == "1"
+let libbpfLink: [LinkerSetting] = staticLibbpf
+    ? [.unsafeFlags(["-Xlinker", "-l:libbpf.a", "-Xlinker", "-l:libelf.a", "-Xlinker", "-l:libz.a"])]
+    : [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
+
+let package = Package(
+    name: "irqscope",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "irqscope", targets: ["irqscope"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // The kernel-to-user event ABI: one C header, compiled into the BPF object and imported by Swift.
+        .target(name: "IrqscopeABI", path: "Sources/ABI"),
+        .systemLibrary(name: "CLibbpf", path: "Sources/CLibbpf"),
+        .plugin(name: "BPFEmbed", capability: .buildTool(), path: "Plugins/BPFEmbed"),
+
+        // kernel events -> decode -> model -> render
+        .target(
+            name: "IrqscopeKernel",
+            dependencies: ["CLibbpf", "IrqscopeABI", "IrqscopeDecode"],
+            path: "Sources/Kernel",
+            linkerSettings: libbpfLink,
+            plugins: ["BPFEmbed"]
+        ),
+        .target(name: "IrqscopeDecode", dependencies: ["IrqscopeABI"], path: "Sources/Decode"),
+        .target(name: "IrqscopeModel", dependencies: ["IrqscopeDecode"], path: "Sources/Model"),
+        .target(name: "IrqscopeRender", dependencies: ["IrqscopeModel", "IrqscopeDecode"], path: "Sources/Render"),
+        .target(
+            name: "IrqscopeServer",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Server"
+        ),
+        .executableTarget(
+            name: "irqscope",
+            dependencies: [
+                "IrqscopeKernel", "IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/irqscope"
+        ),
+        .testTarget(
+            name: "UnitTests",
+            dependencies: ["IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer"],
+            path: "Tests/UnitTests"
+        ),
+    ]
+)

@@ -1,0 +1,202 @@
+import CLibbpf
+import Glibc
+import Synchronization
+
+public struct KernelError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+
+    static func errno(_ what: String, _ code: Int32 = Glibc.errno) -> KernelError {
+        KernelError("\(what): \(errnoName(code))")
+    }
+}
+
+/// "EPERM (Operation not permitted)" for an errno value (positive or negative).
+public func errnoName(_ code: Int32) -> String {
+    let c = abs(code)
+    let text = String(cString: strerror(c))
+    if let name = errnoSymbols[c] { return "\(name) (\(text))" }
+    return "errno \(c) (\(text))"
+}
+
+let errnoSymbols: [Int32: String] = [
+    EPERM: "EPERM", ENOENT: "ENOENT", ESRCH: "ESRCH", EINTR: "EINTR", EIO: "EIO", E2BIG: "E2BIG",
+    EBADF: "EBADF", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM", EACCES: "EACCES", EFAULT: "EFAULT", EBUSY: "EBUSY",
+    EEXIST: "EEXIST", ENODEV: "ENODEV", EINVAL: "EINVAL", ENOSPC: "ENOSPC", ERANGE: "ERANGE", ENOSYS: "ENOSYS",
+    ENOTSUP: "EOPNOTSUPP", EADDRINUSE: "EADDRINUSE", EADDRNOTAVAIL: "EADDRNOTAVAIL", ENOTSUPP_KERNEL: "ENOTSUPP",
+    ENXIO: "ENXIO", EMFILE: "EMFILE", ENOTCONN: "ENOTCONN", ETIMEDOUT: "ETIMEDOUT",
+]
+/// The kernel-internal ENOTSUPP (524) leaks out of some irq and BPF paths.
+let ENOTSUPP_KERNEL: Int32 = 524
+
+/// One loaded libbpf object and its links. libbpf handles are not Sendable: this class is
+/// the only place they are held, and every use goes through `lock`.
+final class BPFObject: @unchecked Sendable {
+    private let object: OpaquePointer
+    private let image: UnsafeMutableRawBufferPointer
+    private var links: [(program: String, link: OpaquePointer)] = []
+    private var closed = false
+    private let lock = Mutex(())
+    private var ring: OpaquePointer?
+    private var ringSink: Unmanaged<RingSink>?
+    /// Separate from `lock`: the reader thread blocks in poll, scrapes must not wait on it.
+    private let ringLock = Mutex(())
+
+    struct Program {
+        var name: String
+        var section: String
+    }
+
+    /// Opens (does not load) an ELF object held in memory. libbpf may keep pointers into the
+    /// image until the object is closed, so the object owns a copy.
+    init(image bytes: [UInt8], name: String) throws(KernelError) {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
+        copy.copyBytes(from: bytes)
+        var opts = bpf_object_open_opts()
+        opts.sz = MemoryLayout<bpf_object_open_opts>.size
+        let opened: OpaquePointer? = name.withCString { cname in
+            opts.object_name = cname
+            return bpf_object__open_mem(copy.baseAddress, copy.count, &opts)
+        }
+        guard let opened else {
+            let code = errno
+            copy.deallocate()
+            throw .errno("cannot open the embedded BPF object", code)
+        }
+        image = copy
+        object = opened
+    }
+
+    deinit {
+        close()
+        image.deallocate()
+    }
+
+    var programs: [Program] {
+        lock.withLock { _ in
+            var out: [Program] = []
+            var p = bpf_object__next_program(object, nil)
+            while let prog = p {
+                out.append(Program(name: String(cString: bpf_program__name(prog)),
+                                   section: String(cString: bpf_program__section_name(prog))))
+                p = bpf_object__next_program(object, prog)
+            }
+            return out
+        }
+    }
+
+    func setAutoload(_ enabled: Set<String>) {
+        lock.withLock { _ in
+            var p = bpf_object__next_program(object, nil)
+            while let prog = p {
+                _ = bpf_program__set_autoload(prog, enabled.contains(String(cString: bpf_program__name(prog))))
+                p = bpf_object__next_program(object, prog)
+            }
+        }
+    }
+
+    func setMaxEntries(map: String, _ entries: UInt32) throws(KernelError) {
+        let rc = lock.withLock { _ in
+            guard let m = bpf_object__find_map_by_name(object, map) else { return -ENOENT }
+            return bpf_map__set_max_entries(m, entries)
+        }
+        if rc != 0 { throw .errno("cannot size map \(map)", -rc) }
+    }
+
+    /// Loads every program whose autoload is on. Returns the negative errno on failure.
+    func load() -> Int32 {
+        lock.withLock { _ in bpf_object__load(object) }
+    }
+
+    /// Attaches a loaded program the way its section says (fentry, kprobe, tp_btf, ...).
+    func attach(program name: String) -> Result<Void, KernelError> {
+        lock.withLock { _ -> Result<Void, KernelError> in
+            guard let prog = bpf_object__find_program_by_name(object, name) else {
+                return .failure(KernelError("program \(name) is not in the object"))
+            }
+            guard let link = bpf_program__attach(prog) else { return .failure(.errno("attach", errno)) }
+            links.append((name, link))
+            return .success(())
+        }
+    }
+
+    func mapFD(_ name: String) -> Int32? {
+        lock.withLock { _ in
+            guard let m = bpf_object__find_map_by_name(object, name) else { return nil }
+            let fd = bpf_map__fd(m)
+            return fd < 0 ? nil : fd
+        }
+    }
+
+    func mapMaxEntries(_ name: String) -> UInt32 {
+        lock.withLock { _ in
+            guard let m = bpf_object__find_map_by_name(object, name) else { return 0 }
+            return bpf_map__max_entries(m)
+        }
+    }
+
+    /// Kernel program info (id, tag, run statistics) of every attached program.
+    func attachedProgramInfo() -> [(program: String, info: bpf_prog_info)] {
+        lock.withLock { _ in
+            links.compactMap { entry in
+                guard let prog = bpf_object__find_program_by_name(object, entry.program) else { return nil }
+                var info = bpf_prog_info()
+                var len = UInt32(MemoryLayout<bpf_prog_info>.size)
+                guard bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0 else { return nil }
+                return (entry.program, info)
+            }
+        }
+    }
+
+    final class RingSink {
+        let deliver: @Sendable (UnsafeRawBufferPointer) -> Void
+        init(_ deliver: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) { self.deliver = deliver }
+    }
+
+    func openRing(map fd: Int32, sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(KernelError) {
+        let box = Unmanaged.passRetained(RingSink(sink))
+        let rb = ring_buffer__new(fd, { ctx, data, size in
+            guard let ctx, let data else { return 0 }
+            Unmanaged<RingSink>.fromOpaque(ctx).takeUnretainedValue().deliver(UnsafeRawBufferPointer(start: data, count: size))
+            return 0
+        }, box.toOpaque(), nil)
+        guard let rb else {
+            box.release()
+            throw .errno("cannot open the event ring buffer")
+        }
+        ringLock.withLock { _ in
+            ring = rb
+            ringSink = box
+        }
+    }
+
+    /// Waits up to `timeoutMs` for records and delivers them; returns how many (or -errno).
+    func pollRing(timeoutMs: Int32) -> Int32 {
+        ringLock.withLock { _ in
+            guard let ring else { return -EBADF }
+            return ring_buffer__poll(ring, timeoutMs)
+        }
+    }
+
+    func closeRing() {
+        ringLock.withLock { _ in
+            if let ring { ring_buffer__free(ring) }
+            ring = nil
+            ringSink?.release()
+            ringSink = nil
+        }
+    }
+
+    /// Detaches every link and frees the object: nothing of ours stays in the kernel.
+    func close() {
+        closeRing()
+        lock.withLock { _ in
+            guard !closed else { return }
+            closed = true
+            for entry in links.reversed() { _ = bpf_link__destroy(entry.link) }
+            links.removeAll()
+            bpf_object__close(object)
+        }
+    }
+}

@@ -1,0 +1,160 @@
+/// Where irqscope hooks the kernel. A family is one capability; its alternatives are
+/// per-kernel variants in order of preference (the first that this kernel offers is used);
+/// every hook of the chosen alternative that exists is attached.
+/// Program names in BPF/*.h follow `<mechanism>__<hook>`.
+struct HookSpec: Sendable, Equatable {
+    enum Kind: Sendable, Equatable {
+        /// A kernel function. `returnsValue`: the handler needs the return value (fexit /
+        /// kretprobe). `structReturn`: returns a struct by value, which trampolines refuse.
+        case function(returnsValue: Bool, structReturn: Bool = false)
+        case tracepoint(group: String)
+    }
+
+    var name: String
+    var kind: Kind
+    /// The kernel module that provides it, when not built into vmlinux.
+    var module: String? = nil
+
+    var displayName: String {
+        if case .tracepoint(let group) = kind { return "\(group):\(name)" }
+        return name
+    }
+
+    static func fn(_ name: String, returns: Bool = true, structReturn: Bool = false, module: String? = nil) -> HookSpec {
+        HookSpec(name: name, kind: .function(returnsValue: returns, structReturn: structReturn), module: module)
+    }
+
+    static func tp(_ group: String, _ name: String, module: String? = nil) -> HookSpec {
+        HookSpec(name: name, kind: .tracepoint(group: group), module: module)
+    }
+}
+
+struct FamilySpec: Sendable {
+    var name: String
+    var summary: String
+    var cost: String
+    var alternatives: [[HookSpec]]
+}
+
+enum HookCatalog {
+    /// The family without which `serve` has nothing to say.
+    static let coreFamily = "irq_delivery"
+
+    static let families: [FamilySpec] = [
+        FamilySpec(
+            name: "irq_delivery",
+            summary: "interrupts handled and unhandled per irq",
+            cost: "no irqscope_interrupts_total or irqscope_interrupts_unhandled_total",
+            alternatives: [[.tp("irq", "irq_handler_exit")]]),
+        FamilySpec(
+            name: "spurious",
+            summary: "interrupts on vectors without a handler (0xef: allocated but not requested)",
+            cost: "no irqscope_spurious_interrupts_total",
+            alternatives: [[.tp("irq_vectors", "spurious_apic_entry")]]),
+        FamilySpec(
+            name: "vector_matrix",
+            summary: "CPU vector space per CPU and globally",
+            cost: "no irqscope_cpu_vectors_* or irqscope_vector_space_* gauges",
+            alternatives: [[
+                .tp("irq_matrix", "irq_matrix_online"), .tp("irq_matrix", "irq_matrix_offline"),
+                .tp("irq_matrix", "irq_matrix_reserve"), .tp("irq_matrix", "irq_matrix_remove_reserved"),
+                .tp("irq_matrix", "irq_matrix_assign_system"), .tp("irq_matrix", "irq_matrix_alloc"),
+                .tp("irq_matrix", "irq_matrix_free"), .tp("irq_matrix", "irq_matrix_assign"),
+                .tp("irq_matrix", "irq_matrix_alloc_managed"), .tp("irq_matrix", "irq_matrix_reserve_managed"),
+                .tp("irq_matrix", "irq_matrix_remove_managed"),
+            ]]),
+        FamilySpec(
+            name: "vector_domain",
+            summary: "x86 vector reservation, allocation, activation, placement and teardown per irq",
+            cost: "no CPU-vector steps (reserve, alloc, activate, config) in traces; no reservation-mode evidence",
+            alternatives: [[
+                .tp("irq_vectors", "vector_reserve"), .tp("irq_vectors", "vector_reserve_managed"),
+                .tp("irq_vectors", "vector_alloc"), .tp("irq_vectors", "vector_alloc_managed"),
+                .tp("irq_vectors", "vector_activate"), .tp("irq_vectors", "vector_deactivate"),
+                .tp("irq_vectors", "vector_teardown"), .tp("irq_vectors", "vector_config"),
+            ]]),
+        FamilySpec(
+            name: "msix_enable",
+            summary: "bulk MSI-X enables: requested min/max, vectors granted, device",
+            cost: "MSI-X enables are not seen: no vector-table sizes, no re-enable cycles",
+            alternatives: [
+                [.fn("__pci_enable_msix_range")],
+                [.fn("pci_alloc_irq_vectors_affinity"), .fn("pci_enable_msix_range")],
+            ]),
+        FamilySpec(
+            name: "msix_add",
+            summary: "vectors added one by one to a live MSI-X table (dynamic MSI-X, 6.2+)",
+            cost: "lossless dynamic growth is not seen (on kernels that have it)",
+            alternatives: [[.fn("pci_msix_alloc_irq_at", structReturn: true)]]),
+        FamilySpec(
+            name: "msix_disable",
+            summary: "MSI-X switched off on a device: the start of a window where interrupts can be lost",
+            cost: "disable/re-enable windows are not seen: lossy resizes cannot be measured",
+            alternatives: [
+                [.fn("pci_msix_shutdown", returns: false)],
+                [.fn("pci_disable_msix", returns: false)],
+                [.fn("pci_free_irq_vectors", returns: false)],
+            ]),
+        FamilySpec(
+            name: "msi_alloc",
+            summary: "MSI domain allocation of interrupt descriptors",
+            cost: "descriptor allocation is not seen (vector counts still come from msix_enable)",
+            alternatives: [
+                [.fn("__msi_domain_alloc_irqs")],
+                [.fn("msi_domain_alloc_irqs_descs_locked")],
+                [.fn("msi_domain_alloc_irqs_all_locked"), .fn("msi_domain_alloc_irqs_range_locked")],
+            ]),
+        FamilySpec(
+            name: "msi_free",
+            summary: "MSI domain release of interrupt descriptors",
+            cost: "descriptor release is not seen",
+            alternatives: [
+                [.fn("__msi_domain_free_irqs", returns: false)],
+                [.fn("msi_domain_free_irqs_descs_locked", returns: false)],
+                [.fn("msi_domain_free_irqs_range_locked", returns: false)],
+            ]),
+        FamilySpec(
+            name: "request_irq",
+            summary: "request_irq: where a CPU vector is really taken, and its failures",
+            cost: "requested vectors and host request_irq failures are not seen",
+            alternatives: [[.fn("request_threaded_irq")]]),
+        FamilySpec(
+            name: "free_irq",
+            summary: "free_irq: a vector given back",
+            cost: "released vectors are not seen: requested counts only grow",
+            alternatives: [[.fn("free_irq")]]),
+        FamilySpec(
+            name: "irte_alloc",
+            summary: "interrupt remapping entries allocated (Intel VT-d, AMD-Vi)",
+            cost: "no IRTE counts; cannot tell when IRTEs are allocated",
+            alternatives: [[.fn("intel_irq_remapping_alloc"), .fn("irq_remapping_alloc")]]),
+        FamilySpec(
+            name: "irte_free",
+            summary: "interrupt remapping entries freed",
+            cost: "IRTE counts only grow",
+            alternatives: [[.fn("intel_irq_remapping_free", returns: false), .fn("irq_remapping_free", returns: false)]]),
+        FamilySpec(
+            name: "irte_activate",
+            summary: "IRTE programmed (reservation at allocation, real vector at request_irq) and cleared",
+            cost: "IRTE (re)programming steps are not seen",
+            alternatives: [[
+                .fn("intel_irq_remapping_activate"), .fn("irq_remapping_activate"),
+                .fn("intel_irq_remapping_deactivate", returns: false), .fn("irq_remapping_deactivate", returns: false),
+            ]]),
+        FamilySpec(
+            name: "irte_posted",
+            summary: "IRTE switched to posted mode (delivered straight to a vCPU) or back",
+            cost: "posted vectors are not told apart: host delivery counts look low for posted guests",
+            alternatives: [[.fn("intel_ir_set_vcpu_affinity"), .fn("amd_ir_set_vcpu_affinity")]]),
+        FamilySpec(
+            name: "kvm_posted",
+            summary: "KVM posted-interrupt IRTE updates per host irq",
+            cost: "KVM's view of posted interrupts is not seen",
+            alternatives: [[.tp("kvm", "kvm_pi_irte_update", module: "kvm")]]),
+        FamilySpec(
+            name: "vfio",
+            summary: "VFIO_DEVICE_SET_IRQS from VMMs: index, start, count, flags",
+            cost: "guest-driven enables and disables cannot be classified (resize vs. new vector)",
+            alternatives: [[.fn("vfio_pci_set_irqs_ioctl", module: "vfio_pci_core")]]),
+    ]
+}

@@ -1,0 +1,211 @@
+import CLibbpf
+import Glibc
+import IrqscopeDecode
+
+/// irqscope's connection to the kernel: the BPF object loaded with the programs this kernel
+/// accepts, attached, with a report of what is and is not covered.
+public final class KernelSession: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var allowed: Set<MechanismClass>
+        public var libbpfDebug: Bool
+        public init(allowed: Set<MechanismClass> = Set(MechanismClass.allCases), libbpfDebug: Bool = false) {
+            self.allowed = allowed
+            self.libbpfDebug = libbpfDebug
+        }
+    }
+
+    public let report: ProbeReport
+    let object: BPFObject
+    let maps: Maps
+    private var stream: EventStream?
+
+    struct Maps {
+        var irqCounts: Int32
+        var irqSlots: UInt32
+        var spurious: Int32
+        var counters: Int32
+        var events: Int32
+    }
+
+    /// Checks privileges, loads and attaches. Throws one clear message when irqscope cannot
+    /// run at all; anything less is reported per hook in `report`.
+    public init(options: Options = Options()) throws(KernelError) {
+        try Self.preflight()
+        LibbpfLog.install(verbose: options.libbpfDebug)
+        let facts = KernelFacts()
+        let image = base64Decode(EmbeddedBPF.irqscope)
+        let slots = Self.irqSlots()
+
+        var failed: [String: [String: String]] = [:]
+        var rounds = 0
+        while true {
+            rounds += 1
+            let plan = AttachPlan(catalog: HookCatalog.families, facts: facts, allowed: options.allowed, failed: failed)
+            let object = try BPFObject(image: image, name: "irqscope")
+            object.setAutoload(plan.programs)
+            try object.setMaxEntries(map: "irq_counts", slots)
+            _ = LibbpfLog.drain()
+            let rc = object.load()
+            if rc != 0 {
+                let log = LibbpfLog.drain()
+                let culprits = Self.failedPrograms(in: log)
+                let newFailures = Self.record(culprits, plan: plan, into: &failed)
+                object.close()
+                if newFailures == 0 || rounds > 64 {
+                    throw KernelError("cannot load the BPF object: \(errnoName(rc))\(log.last.map { " (libbpf: \($0))" } ?? "")")
+                }
+                continue
+            }
+            var attachFailures = 0
+            for (hook, choice) in plan.choices.sorted(by: { $0.key < $1.key }) {
+                for program in choice.programs {
+                    if case .failure(let err) = object.attach(program: program) {
+                        failed[hook, default: [:]][choice.mechanism] = "attach failed: \(err.message)"
+                        attachFailures += 1
+                        break
+                    }
+                }
+            }
+            if attachFailures > 0 && rounds <= 64 {
+                object.close()
+                continue
+            }
+            guard let irqCounts = object.mapFD("irq_counts"), let spurious = object.mapFD("spurious_counts"),
+                  let counters = object.mapFD("counters"), let events = object.mapFD("events")
+            else {
+                object.close()
+                throw KernelError("the BPF object lacks its maps")
+            }
+            self.object = object
+            self.maps = Maps(irqCounts: irqCounts, irqSlots: object.mapMaxEntries("irq_counts"), spurious: spurious,
+                             counters: counters, events: events)
+            self.report = ProbeReport(families: plan.families, kernel: [
+                .init(name: "kernel", value: facts.release),
+                .init(name: "BTF", value: facts.btf.detail),
+                .init(name: "fentry/fexit", value: facts.trampolines.detail),
+                .init(name: "kprobes", value: facts.kprobes.detail),
+                .init(name: "irq slots", value: "\(slots) (irqs above \(slots - 1) are counted as untracked)"),
+            ])
+            return
+        }
+    }
+
+    deinit { close() }
+
+    /// Stops the event stream, detaches every link and frees the object.
+    public func close() {
+        stream?.stop()
+        stream = nil
+        object.close()
+    }
+
+    /// Starts delivering ring-buffer records to `sink` on a dedicated thread.
+    public func startEvents(_ sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(KernelError) {
+        stream = try EventStream(object: object, mapFD: maps.events, sink: sink)
+    }
+
+    /// Hands any records already in the ring buffer to the sink (used before exit).
+    public func drainEvents() { stream?.drain() }
+
+    // MARK: - Privileges
+
+    private static func preflight() throws(KernelError) {
+        let caps = effectiveCapabilities()
+        let capSysAdmin: UInt64 = 1 << 21, capPerfmon: UInt64 = 1 << 38, capBPF: UInt64 = 1 << 39
+        let privileged = caps & capSysAdmin != 0 || (caps & capBPF != 0 && caps & capPerfmon != 0)
+        guard privileged else {
+            throw KernelError("irqscope needs root, or CAP_BPF and CAP_PERFMON, to load its BPF programs (running as uid \(getuid()) without them)")
+        }
+        var attr = bpf_map_create_opts()
+        attr.sz = MemoryLayout<bpf_map_create_opts>.size
+        let fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "irqscope_probe", 4, 8, 1, &attr)
+        if fd >= 0 {
+            Glibc.close(fd)
+            return
+        }
+        let code = errno
+        if code == ENOSYS { throw KernelError("this kernel has no bpf() system call (CONFIG_BPF_SYSCALL off)") }
+        throw KernelError("the kernel refused a BPF map: \(errnoName(code)) (BPF restricted by seccomp or an LSM?)")
+    }
+
+    static func effectiveCapabilities() -> UInt64 {
+        guard let status = readFile("/proc/self/status") else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
+            let hex = line.dropFirst("CapEff:".count).trimmingCharacters(in: " \t")
+            return UInt64(hex, radix: 16) ?? 0
+        }
+        return 0
+    }
+
+    // MARK: - Load failures
+
+    /// Program names libbpf says failed, with the most useful line it gave about each.
+    static func failedPrograms(in log: [String]) -> [String: String] {
+        var out: [String: String] = [:]
+        var lastVerifierLine: [String: String] = [:]
+        for line in log {
+            guard let start = line.firstRange(of: "prog '"), let end = line[start.upperBound...].firstIndex(of: "'") else { continue }
+            let name = String(line[start.upperBound..<end])
+            let rest = line[line.index(after: end)...].trimmingCharacters(in: ": \n")
+            if rest.hasPrefix("BPF program load failed:") {
+                out[name] = "load failed:" + rest.dropFirst("BPF program load failed:".count).trimmingCharacters(in: "\n")
+            } else if rest.hasPrefix("failed to load") || rest.contains("failed to find kernel BTF") || rest.contains("failed to resolve") {
+                out[name] = out[name] ?? rest.trimmingCharacters(in: "\n")
+            } else if !rest.hasPrefix("--") && !rest.isEmpty {
+                lastVerifierLine[name] = rest.trimmingCharacters(in: "\n")
+            }
+        }
+        for (name, why) in out where why.hasPrefix("load failed:") {
+            if let v = lastVerifierLine[name] { out[name] = "\(why) (verifier: \(v))" }
+        }
+        return out
+    }
+
+    private static func record(_ culprits: [String: String], plan: AttachPlan,
+                               into failed: inout [String: [String: String]]) -> Int {
+        var n = 0
+        for (program, why) in culprits {
+            for (hook, choice) in plan.choices where choice.programs.contains(program) {
+                if failed[hook]?[choice.mechanism] == nil { n += 1 }
+                failed[hook, default: [:]][choice.mechanism] = why
+            }
+        }
+        return n
+    }
+
+    /// Size of the per-irq counting array: room for twice the highest irq in use now, so that
+    /// irqs allocated later (guests starting) still fit; never below 1024.
+    static func irqSlots() -> UInt32 {
+        let highest = listDirectory("/sys/kernel/irq").compactMap { Int($0) }.max() ?? 0
+        var slots = 1024
+        while slots < highest * 2 && slots < 32768 { slots *= 2 }
+        return UInt32(slots)
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var s = self[...]
+        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
+        while let l = s.last, chars.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String { self[...].trimmingCharacters(in: set) }
+}
+
+extension KernelSession {
+    /// The family `serve` cannot do without.
+    public static var coreFamily: String { HookCatalog.coreFamily }
+}
+
+extension KernelSession {
+    public static var libbpfVersion: String { String(cString: libbpf_version_string()) }
+
+    public var kernelRelease: String {
+        report.kernel.first { $0.name == "kernel" }?.value ?? "unknown"
+    }
+}

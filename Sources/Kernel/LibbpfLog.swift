@@ -1,0 +1,42 @@
+import CLibbpf
+import Glibc
+import Synchronization
+
+/// libbpf reports through a process-wide print callback that cannot capture context. Its
+/// lines are kept here so the loader can tell which program failed and why, and so
+/// `--log.level=debug` can show them.
+enum LibbpfLog {
+    private static let lines = Mutex<[String]>([])
+    private static let verbose = Atomic<Bool>(false)
+
+    static func install(verbose: Bool) {
+        Self.verbose.store(verbose, ordering: .relaxed)
+        _ = libbpf_set_print { level, format, args in
+            guard let format, let args else { return 0 }
+            var buffer = [CChar](repeating: 0, count: 65536)
+            let n = vsnprintf(&buffer, buffer.count, format, args)
+            guard n > 0 else { return 0 }
+            let line = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            LibbpfLog.record(line, debug: level == LIBBPF_DEBUG)
+            return n
+        }
+    }
+
+    private static func record(_ line: String, debug: Bool) {
+        let verbose = Self.verbose.load(ordering: .relaxed)
+        if debug && !verbose { return }
+        lines.withLock { $0.append(line) }
+        if verbose {
+            let text = "libbpf: " + line
+            _ = text.withCString { write(2, $0, strlen($0)) }
+        }
+    }
+
+    /// Lines logged since the last call.
+    static func drain() -> [String] {
+        lines.withLock { l in
+            defer { l.removeAll() }
+            return l
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import Glibc
+import IrqscopeDecode
+
+/// Names and devices of the irqs that exist now, from sysfs: /sys/kernel/irq/N/{actions,chip_name}
+/// and, for MSI vectors of PCI devices, /sys/bus/pci/devices/BDF/msi_irqs/N.
+public enum SysfsIRQs {
+    public static func read(root: String = "/") -> [Int: IRQInfo] {
+        let base = root.hasSuffix("/") ? root : root + "/"
+        var devices: [Int: String] = [:]
+        for bdf in listDirectory(base + "sys/bus/pci/devices") {
+            for entry in listDirectory(base + "sys/bus/pci/devices/\(bdf)/msi_irqs") {
+                if let irq = Int(entry) { devices[irq] = bdf }
+            }
+        }
+        var out: [Int: IRQInfo] = [:]
+        for entry in listDirectory(base + "sys/kernel/irq") {
+            guard let irq = Int(entry) else { continue }
+            let dir = base + "sys/kernel/irq/\(entry)/"
+            let actions = readFile(dir + "actions").map { trimNewline($0) } ?? ""
+            let chip = readFile(dir + "chip_name").map { trimNewline($0) }
+            out[irq] = IRQInfo(name: actions, device: devices[irq], chip: chip)
+        }
+        return out
+    }
+
+    static func trimNewline(_ s: String) -> String {
+        var s = Substring(s)
+        while s.last == "\n" || s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+func listDirectory(_ path: String) -> [String] {
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}

@@ -1,0 +1,50 @@
+import IrqscopeDecode
+
+/// Interrupt counters per irq and label set. The kernel counts per irq number; an irq number
+/// is reused when a device frees it and another requests it, so kernel totals are turned into
+/// deltas and credited to whatever the irq is called now. A renamed irq starts a fresh
+/// series at zero, and an irq that is gone leaves no stale series behind.
+public struct DeliveryCounters: Sendable {
+    public struct Series: Hashable, Sendable {
+        public var irq: Int
+        public var name: String
+        public var device: String?
+    }
+
+    public struct Totals: Sendable, Equatable {
+        public var interrupts: UInt64 = 0
+        public var unhandled: UInt64 = 0
+    }
+
+    public private(set) var series: [Series: Totals] = [:]
+    private var lastKernel: [Int: IRQCount] = [:]
+    private var current: [Int: Series] = [:]
+
+    public init() {}
+
+    /// `kernel`: totals since attach per irq. `irqs`: the irqs that exist now and their names
+    /// (when that is unknown, every irq the kernel counted is taken as live).
+    public mutating func update(kernel: [Int: IRQCount], irqs: [Int: IRQInfo]) {
+        let zero = IRQCount(interrupts: 0, unhandled: 0)
+        let live = irqs.isEmpty ? Set(kernel.keys) : Set(irqs.keys)
+        var next: [Int: Series] = [:]
+        for irq in live {
+            let labels = Series(irq: irq, name: irqs[irq]?.name ?? "", device: irqs[irq]?.device)
+            let now = kernel[irq] ?? zero
+            let before = lastKernel[irq] ?? zero
+            // Per-CPU sums only grow; a smaller value means the counting array was recreated.
+            let delta = now.interrupts >= before.interrupts && now.unhandled >= before.unhandled
+                ? IRQCount(interrupts: now.interrupts - before.interrupts, unhandled: now.unhandled - before.unhandled)
+                : now
+            if let old = current[irq], old != labels { series[old] = nil }
+            // An irq nobody has requested and that never fired is not worth a series.
+            if labels.name.isEmpty && series[labels] == nil && delta.interrupts == 0 { continue }
+            next[irq] = labels
+            series[labels, default: Totals()].interrupts += delta.interrupts
+            series[labels, default: Totals()].unhandled += delta.unhandled
+        }
+        for (irq, labels) in current where next[irq] == nil { series[labels] = nil }
+        current = next
+        lastKernel = kernel
+    }
+}

@@ -1,0 +1,79 @@
+import IrqscopeDecode
+
+/// `irqscope doctor`: what is attached, how, what is not and what that costs.
+public enum DoctorReport {
+    /// Whether `serve` has its core metric on this kernel.
+    public static func canServe(_ report: ProbeReport, coreFamily: String) -> Bool {
+        report.families.first { $0.name == coreFamily }?.available ?? false
+    }
+
+    public static func text(_ report: ProbeReport, coreFamily: String, color: Bool = false) -> String {
+        let green = color ? "\u{1b}[32m" : "", red = color ? "\u{1b}[31m" : "", dim = color ? "\u{1b}[2m" : ""
+        let bold = color ? "\u{1b}[1m" : "", reset = color ? "\u{1b}[0m" : ""
+        var out = "\(bold)Kernel\(reset)\n"
+        let width = report.kernel.map(\.name.count).max() ?? 0
+        for fact in report.kernel {
+            out += "  \(pad(fact.name, width))  \(fact.value)\n"
+        }
+        out += "\n\(bold)Probes\(reset)\n"
+        let familyWidth = report.families.map(\.name.count).max() ?? 0
+        let hookWidth = report.families.flatMap(\.hooks).map(\.name.count).max() ?? 0
+        for family in report.families {
+            let state = family.available ? "\(green)attached   \(reset)" : "\(red)unavailable\(reset)"
+            out += "  \(pad(family.name, familyWidth))  \(state)  \(family.summary)\n"
+            for hook in family.hooks {
+                let detail: String
+                switch hook.state {
+                case .attached(let mechanism): detail = "\(green)\(mechanism)\(reset)"
+                case .standby(let cover): detail = "\(dim)standby: \(cover) covers this kernel\(reset)"
+                case .unavailable(let reason): detail = "\(red)not attached\(reset): \(reason)"
+                }
+                out += "  \(pad("", familyWidth))    \(pad(hook.name, hookWidth))  \(detail)\n"
+            }
+            if !family.available {
+                out += "  \(pad("", familyWidth))    without it: \(family.cost)\n"
+            }
+        }
+        let attached = report.families.filter(\.available).count
+        out += "\n"
+        if canServe(report, coreFamily: coreFamily) {
+            out += "irqscope can serve: \(attached) of \(report.families.count) probe families attached"
+            if attached < report.families.count {
+                out += "; the metrics of the \(report.families.count - attached) others are absent, not zero"
+            }
+            out += ".\n"
+        } else {
+            out += "irqscope cannot serve: the \(coreFamily) family did not attach.\n"
+        }
+        return out
+    }
+
+    public static func json(_ report: ProbeReport, coreFamily: String) -> JSON {
+        .object([
+            ("can_serve", .bool(canServe(report, coreFamily: coreFamily))),
+            ("kernel", .object(report.kernel.map { ($0.name, .string($0.value)) })),
+            ("families", .array(report.families.map { family in
+                .object([
+                    ("name", .string(family.name)),
+                    ("available", .bool(family.available)),
+                    ("summary", .string(family.summary)),
+                    ("cost_when_missing", .string(family.cost)),
+                    ("hooks", .array(family.hooks.map { hook in
+                        switch hook.state {
+                        case .attached(let m):
+                            .object([("name", .string(hook.name)), ("state", .string("attached")), ("mechanism", .string(m))])
+                        case .standby(let cover):
+                            .object([("name", .string(hook.name)), ("state", .string("standby")), ("covered_by", .string(cover))])
+                        case .unavailable(let reason):
+                            .object([("name", .string(hook.name)), ("state", .string("unavailable")), ("reason", .string(reason))])
+                        }
+                    })),
+                ])
+            })),
+        ])
+    }
+
+    static func pad(_ s: String, _ width: Int) -> String {
+        s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+    }
+}

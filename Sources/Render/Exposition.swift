@@ -1,0 +1,168 @@
+/// Metric families built at scrape time and written in the Prometheus text format 0.0.4 or
+/// OpenMetrics 1.0.0. swift-prometheus was not used: it has no OpenMetrics output and cannot
+/// set a counter or histogram bucket to a value the kernel counted.
+public struct MetricFamily: Sendable, Equatable {
+    public enum Kind: String, Sendable { case counter, gauge, histogram, info }
+
+    /// Name without the `_total` (counters) or `_info` (info) suffix.
+    public var name: String
+    public var help: String
+    public var kind: Kind
+    public var samples: [Sample]
+
+    public init(_ name: String, _ kind: Kind, help: String, samples: [Sample] = []) {
+        self.name = name
+        self.help = help
+        self.kind = kind
+        self.samples = samples
+    }
+
+    public struct Sample: Sendable, Equatable {
+        public var labels: [(String, String)]
+        public var value: Double
+        /// Histograms: `_bucket` / `_sum` / `_count`; empty otherwise.
+        public var suffix: String
+
+        public init(_ labels: [(String, String)] = [], _ value: Double, suffix: String = "") {
+            self.labels = labels
+            self.value = value
+            self.suffix = suffix
+        }
+
+        public static func == (a: Sample, b: Sample) -> Bool {
+            a.value == b.value && a.suffix == b.suffix && a.labels.elementsEqual(b.labels, by: ==)
+        }
+    }
+
+    public mutating func add(_ labels: [(String, String)], _ value: Double) {
+        samples.append(Sample(labels, value))
+    }
+
+    /// A histogram from cumulative bucket counts (upper bound -> count of values <= bound).
+    public mutating func addHistogram(_ labels: [(String, String)], buckets: [(Double, UInt64)], sum: Double, count: UInt64) {
+        for (bound, n) in buckets {
+            samples.append(Sample(labels + [("le", formatValue(bound))], Double(n), suffix: "_bucket"))
+        }
+        samples.append(Sample(labels + [("le", "+Inf")], Double(count), suffix: "_bucket"))
+        samples.append(Sample(labels, sum, suffix: "_sum"))
+        samples.append(Sample(labels, Double(count), suffix: "_count"))
+    }
+}
+
+public enum ExpositionFormat: Sendable, Equatable {
+    case prometheusText
+    case openMetrics
+
+    public var contentType: String {
+        switch self {
+        case .prometheusText: "text/plain; version=0.0.4; charset=utf-8"
+        case .openMetrics: "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        }
+    }
+
+    /// Picks OpenMetrics 1.0.0 when the Accept header ranks it at least as high as the text
+    /// format, as Prometheus' own scrape Accept does; the text format otherwise.
+    public static func negotiate(accept: String?) -> ExpositionFormat {
+        guard let accept else { return .prometheusText }
+        var openMetrics = -1.0, text = -1.0
+        for range in accept.split(separator: ",") {
+            let parts = range.split(separator: ";").map { $0.trimmed() }
+            guard let type = parts.first?.lowercased() else { continue }
+            var q = 1.0
+            var version: String?
+            for p in parts.dropFirst() {
+                let kv = p.split(separator: "=", maxSplits: 1).map { $0.trimmed() }
+                guard kv.count == 2 else { continue }
+                if kv[0] == "q" { q = Double(kv[1]) ?? 0 }
+                if kv[0] == "version" { version = kv[1] }
+            }
+            if type == "application/openmetrics-text" && (version == nil || version == "1.0.0") {
+                openMetrics = max(openMetrics, q)
+            } else if type == "text/plain" || type == "*/*" || type == "text/*" {
+                text = max(text, q)
+            }
+        }
+        return openMetrics > 0 && openMetrics >= text ? .openMetrics : .prometheusText
+    }
+}
+
+extension Substring {
+    func trimmed() -> String {
+        var s = self
+        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
+        while s.last == " " || s.last == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+public func render(_ families: [MetricFamily], format: ExpositionFormat) -> String {
+    var out = ""
+    out.reserveCapacity(families.reduce(0) { $0 + $1.samples.count * 96 })
+    for family in families {
+        let sampleName: String
+        switch family.kind {
+        case .counter: sampleName = family.name + "_total"
+        case .info: sampleName = family.name + "_info"
+        case .gauge, .histogram: sampleName = family.name
+        }
+        let typeName: String
+        let headerName: String
+        switch format {
+        case .prometheusText:
+            // 0.0.4 has no info type and names counters with their suffix.
+            typeName = family.kind == .info ? "gauge" : family.kind.rawValue
+            headerName = family.kind == .histogram || family.kind == .gauge ? family.name : sampleName
+        case .openMetrics:
+            typeName = family.kind.rawValue
+            headerName = family.name
+        }
+        out += "# HELP \(headerName) \(escapeHelp(family.help))\n"
+        out += "# TYPE \(headerName) \(typeName)\n"
+        for s in family.samples {
+            out += sampleName + s.suffix
+            if !s.labels.isEmpty {
+                out += "{"
+                for (i, (k, v)) in s.labels.enumerated() {
+                    if i > 0 { out += "," }
+                    out += k + "=\"" + escapeLabel(v) + "\""
+                }
+                out += "}"
+            }
+            out += " " + formatValue(s.value) + "\n"
+        }
+    }
+    if format == .openMetrics { out += "# EOF\n" }
+    return out
+}
+
+func formatValue(_ v: Double) -> String {
+    if v.isNaN { return "NaN" }
+    if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
+    if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
+    return String(v)
+}
+
+func escapeLabel(_ s: String) -> String {
+    var out = ""
+    for c in s {
+        switch c {
+        case "\\": out += "\\\\"
+        case "\"": out += "\\\""
+        case "\n": out += "\\n"
+        default: out.append(c)
+        }
+    }
+    return out
+}
+
+func escapeHelp(_ s: String) -> String {
+    var out = ""
+    for c in s {
+        switch c {
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        default: out.append(c)
+        }
+    }
+    return out
+}

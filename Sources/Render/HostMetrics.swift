@@ -1,0 +1,119 @@
+import IrqscopeDecode
+import IrqscopeModel
+
+/// The host model as Prometheus metric families. Built per scrape from the model: nothing
+/// here keeps state.
+public enum HostMetrics {
+    public struct Build: Sendable {
+        public var version: String
+        public var libbpf: String
+        public var kernel: String
+        public init(version: String, libbpf: String, kernel: String) {
+            self.version = version
+            self.libbpf = libbpf
+            self.kernel = kernel
+        }
+    }
+
+    public static func families(_ model: HostModel, report: ProbeReport, build: Build,
+                                scrapeSeconds: Double) -> [MetricFamily] {
+        var out: [MetricFamily] = []
+        out += delivery(model)
+        out += vectorSpace(model.vectors)
+        out += probes(report)
+        out += selfMetrics(model, build: build, scrapeSeconds: scrapeSeconds)
+        return out
+    }
+
+    static func delivery(_ model: HostModel) -> [MetricFamily] {
+        var total = MetricFamily("irqscope_interrupts", .counter,
+            help: "Interrupts whose handlers ran, per irq, since irqscope attached (irq:irq_handler_exit, once per interrupt however many actions share the line). device is the PCI address for MSI/MSI-X vectors.")
+        var unhandled = MetricFamily("irqscope_interrupts_unhandled", .counter,
+            help: "Interrupts every handler of the irq returned IRQ_NONE for: the count the kernel's spurious-irq detector acts on.")
+        for (s, t) in model.delivery.series.sorted(by: { $0.key.irq < $1.key.irq }) {
+            let labels = [("irq", String(s.irq)), ("name", s.name), ("device", s.device ?? "")]
+            total.add(labels, Double(t.interrupts))
+            unhandled.add(labels, Double(t.unhandled))
+        }
+        var spurious = MetricFamily("irqscope_spurious_interrupts", .counter,
+            help: "Interrupts on a CPU vector without a handler (irq_vectors:spurious_apic_entry), per vector; 239 (0xef) is where allocated but not requested MSI entries are parked.")
+        for (vector, n) in model.kernel.spurious.sorted(by: { $0.key < $1.key }) {
+            spurious.add([("vector", String(vector))], Double(n))
+        }
+        return [total, unhandled, spurious]
+    }
+
+    static func vectorSpace(_ space: VectorSpace) -> [MetricFamily] {
+        var available = MetricFamily("irqscope_cpu_vectors_available", .gauge,
+            help: "Free CPU vectors on this CPU, as the irq_matrix tracepoints last reported (absent until one fired for the CPU).")
+        var allocated = MetricFamily("irqscope_cpu_vectors_allocated", .gauge,
+            help: "Allocated (non-managed) CPU vectors on this CPU.")
+        var managed = MetricFamily("irqscope_cpu_vectors_managed", .gauge,
+            help: "CPU vectors reserved for managed interrupts on this CPU.")
+        for (cpu, c) in space.cpus.sorted(by: { $0.key < $1.key }) {
+            let labels = [("cpu", String(cpu))]
+            available.add(labels, Double(c.available))
+            allocated.add(labels, Double(c.allocated))
+            managed.add(labels, Double(c.managed))
+        }
+        var out = [available, allocated, managed]
+        if let g = space.global {
+            out.append(MetricFamily("irqscope_vector_space_available", .gauge,
+                help: "Free CPU vectors across online CPUs (irq_matrix global_available).",
+                samples: [.init([], Double(g.available))]))
+            out.append(MetricFamily("irqscope_vector_space_reserved", .gauge,
+                help: "CPU vectors promised to MSI entries that are allocated but not requested (reservation mode; irq_matrix global_reserved).",
+                samples: [.init([], Double(g.reserved))]))
+            out.append(MetricFamily("irqscope_vector_space_allocated", .gauge,
+                help: "CPU vectors allocated across all CPUs (irq_matrix total_allocated).",
+                samples: [.init([], Double(g.allocated))]))
+            out.append(MetricFamily("irqscope_vector_space_online_cpus", .gauge,
+                help: "CPUs whose vector maps are online (irq_matrix online_maps).",
+                samples: [.init([], Double(g.onlineCPUs))]))
+        }
+        return out
+    }
+
+    static func probes(_ report: ProbeReport) -> [MetricFamily] {
+        var attached = MetricFamily("irqscope_probe_attached", .gauge,
+            help: "1 if the kernel hook is attached (mechanism says how), 0 if it could not be (irqscope doctor says why). Hooks on standby, covered by another variant, are not listed.")
+        var families = MetricFamily("irqscope_probe_family_available", .gauge,
+            help: "1 if at least one hook of the probe family is attached; 0 means the family's metrics are absent.")
+        for family in report.families {
+            families.add([("family", family.name)], family.available ? 1 : 0)
+            for hook in family.hooks {
+                switch hook.state {
+                case .attached(let mechanism): attached.add([("probe", hook.name), ("mechanism", mechanism)], 1)
+                case .unavailable: attached.add([("probe", hook.name), ("mechanism", "none")], 0)
+                case .standby: break
+                }
+            }
+        }
+        return [attached, families]
+    }
+
+    static func selfMetrics(_ model: HostModel, build: Build, scrapeSeconds: Double) -> [MetricFamily] {
+        [
+            MetricFamily("irqscope_build", .info, help: "irqscope version, the libbpf it runs with, and the kernel release.",
+                samples: [.init([("version", build.version), ("libbpf", build.libbpf), ("kernel", build.kernel)], 1)]),
+            MetricFamily("irqscope_scrape_duration_seconds", .gauge,
+                help: "Time taken to read the kernel maps and sysfs and build this scrape.",
+                samples: [.init([], scrapeSeconds)]),
+            MetricFamily("irqscope_events_received", .counter,
+                help: "Lifecycle events read from the kernel ring buffer.",
+                samples: [.init([], Double(model.eventsReceived))]),
+            MetricFamily("irqscope_events_dropped", .counter,
+                help: "Lifecycle events lost because the ring buffer was full (counted in the kernel).",
+                samples: [.init([], Double(model.kernel.eventsDropped))]),
+            MetricFamily("irqscope_events_undecodable", .counter,
+                help: "Ring buffer records irqscope could not decode.",
+                samples: [.init([], Double(model.eventsUndecodable))]),
+            MetricFamily("irqscope_interrupts_untracked", .counter,
+                help: "Interrupts on irq numbers beyond irqscope's counting array; they are in no irqscope_interrupts_total series.",
+                samples: [.init([], Double(model.kernel.untracked))]),
+            MetricFamily("irqscope_kretprobe_misses", .counter,
+                help: "Returns seen by a kretprobe whose entry arguments were not saved (attached mid-call, or the stash was full).",
+                samples: [.init([], Double(model.kernel.kretprobesMissed))]),
+        ]
+    }
+}

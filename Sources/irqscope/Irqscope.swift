@@ -1,0 +1,55 @@
+import ArgumentParser
+import Glibc
+
+@main
+struct Irqscope: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "irqscope",
+        abstract: "What really happens to interrupts on a hypervisor: MSI-X vectors, IRTEs and CPU vectors per guest.",
+        version: BuildInfo.version,
+        subcommands: [Serve.self, Doctor.self]
+    )
+
+    /// Every failure ends as one line naming the problem and a non-zero exit; ArgumentParser's
+    /// own help and version output is left to it.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as ExitCode {
+            Glibc.exit(error.rawValue)
+        } catch let error as FatalError {
+            printError("irqscope: \(error.message)")
+            Glibc.exit(error.code)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }
+            let message = Self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            printError("irqscope: \(message) (see 'irqscope --help')")
+            Glibc.exit(code.rawValue)
+        }
+    }
+}
+
+/// An error that ends the process with one line.
+struct FatalError: Error {
+    var message: String
+    var code: Int32 = 1
+}
+
+func printError(_ line: String) {
+    let text = line.hasSuffix("\n") ? line : line + "\n"
+    _ = text.withCString { write(2, $0, strlen($0)) }
+}
+
+func printOut(_ text: String) {
+    _ = text.withCString { write(1, $0, strlen($0)) }
+}
+
+enum BuildInfo {
+    static let version = "0.1.0"
+}
