@@ -58,10 +58,24 @@ let package = Package(
             ],
             path: "Sources/irqscope"
         ),
+        .executableTarget(
+            name: "irqscope-bench",
+            dependencies: ["IrqscopeKernel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Bench"
+        ),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Pure Swift: runs on any machine, no BPF.
         .testTarget(
             name: "UnitTests",
-            dependencies: ["IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer"],
+            dependencies: ["IrqscopeABI", "IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer",
+                           "IrqscopeKernel", "TestSupport"],
             path: "Tests/UnitTests"
+        ),
+        // The real kernel: root and BPF. Runs the built irqscope binary.
+        .testTarget(
+            name: "HostTests",
+            dependencies: ["TestSupport"],
+            path: "Tests/HostTests"
         ),
     ]
 )

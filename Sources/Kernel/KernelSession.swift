@@ -8,15 +8,30 @@ public final class KernelSession: @unchecked Sendable {
     public struct Options: Sendable {
         public var allowed: Set<MechanismClass>
         public var libbpfDebug: Bool
-        public init(allowed: Set<MechanismClass> = Set(MechanismClass.allCases), libbpfDebug: Bool = false) {
+        /// Load only these probe families (nil: all).
+        public var families: Set<String>?
+        public init(allowed: Set<MechanismClass> = Set(MechanismClass.allCases), libbpfDebug: Bool = false,
+                    families: Set<String>? = nil) {
             self.allowed = allowed
             self.libbpfDebug = libbpfDebug
+            self.families = families
         }
     }
 
     public let report: ProbeReport
     let object: BPFObject
     let maps: Maps
+
+    public struct ProgramStat: Sendable {
+        public var program: String
+        public var id: UInt32
+        public var tag: String
+        public var runs: UInt64
+        public var runTimeNs: UInt64
+    }
+
+    /// Kernel statistics of every attached program (run counts and times need BPF stats on).
+    public func programStats() -> [ProgramStat] { object.programStats() }
     private var stream: EventStream?
 
     struct Maps {
@@ -40,7 +55,8 @@ public final class KernelSession: @unchecked Sendable {
         var rounds = 0
         while true {
             rounds += 1
-            let plan = AttachPlan(catalog: HookCatalog.families, facts: facts, allowed: options.allowed, failed: failed)
+            let catalog = HookCatalog.families.filter { options.families?.contains($0.name) ?? true }
+            let plan = AttachPlan(catalog: catalog, facts: facts, allowed: options.allowed, failed: failed)
             let object = try BPFObject(image: image, name: "irqscope")
             object.setAutoload(plan.programs)
             try object.setMaxEntries(map: "irq_counts", slots)

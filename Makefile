@@ -1,0 +1,40 @@
+# The two commands of the README:
+#   make serve   installs what is missing, builds a release irqscope and serves metrics
+#   make test    installs what is missing, builds, and runs the whole test suite
+SHELL := /bin/bash
+PORT_ADDRESS ?= :10341
+DEBIAN_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool prometheus curl util-linux
+RELEASE_FLAGS := -c release --static-swift-stdlib
+RELEASE_ENV := IRQSCOPE_STATIC_LIBBPF=1
+
+.PHONY: deps build release serve test unit-test host-test bench clean
+
+# Installs only what is missing, so a prepared machine pays nothing.
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@# the Debian prometheus package starts a server on :9090 where systemd runs; tests start their own
+	@if pidof systemd >/dev/null 2>&1; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+
+build: deps
+	swift build
+
+# A self-contained binary: Swift runtime and libbpf linked in, runs when copied anywhere.
+release: deps
+	$(RELEASE_ENV) swift build $(RELEASE_FLAGS) --product irqscope
+	$(RELEASE_ENV) swift build $(RELEASE_FLAGS) --product irqscope-bench
+
+serve: release
+	exec .build/release/irqscope serve --web.listen-address=$(PORT_ADDRESS)
+
+test: release build
+	swift test
+
+bench: release
+	.build/release/irqscope-bench
+
+clean:
+	rm -rf .build

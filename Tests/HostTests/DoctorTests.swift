@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+import TestSupport
+
+extension Host {
+    @Suite struct Doctor {
+        func doctorJSON(_ extra: [String] = []) throws -> (Finished, [String: Any]) {
+            let r = try run([HostEnv.binary, "doctor", "--json"] + extra)
+            let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
+            return (r, json)
+        }
+
+        func hooks(_ json: [String: Any]) -> [(family: String, hook: [String: Any])] {
+            (json["families"] as? [[String: Any]] ?? []).flatMap { f in
+                (f["hooks"] as? [[String: Any]] ?? []).map { (f["name"] as? String ?? "", $0) }
+            }
+        }
+
+        @Test func everyHookIsAttachedOrSaysWhy() throws {
+            let (r, json) = try doctorJSON()
+            #expect(r.status == 0, "stderr: \(r.stderr)")
+            #expect(json["can_serve"] as? Bool == true)
+            // What this kernel offers, looked up independently of irqscope.
+            let hasKprobes = FileManager.default.fileExists(atPath: "/sys/bus/event_source/devices/kprobe/type")
+            let hasBTF = FileManager.default.fileExists(atPath: "/sys/kernel/btf/vmlinux")
+            let all = hooks(json)
+            #expect(all.count > 40)
+            for (family, hook) in all {
+                let name = hook["name"] as? String ?? "?"
+                switch hook["state"] as? String {
+                case "attached":
+                    let m = hook["mechanism"] as? String ?? ""
+                    #expect(["fentry", "fexit", "kprobe", "kretprobe", "tp_btf", "raw_tp"].contains(m), "\(name): \(m)")
+                    if !hasKprobes { #expect(m != "kprobe" && m != "kretprobe", "\(name) claims \(m) without kprobes") }
+                    if name.contains(":") && hasBTF { #expect(m == "tp_btf", "\(name) should use tp_btf where BTF exists") }
+                case "unavailable":
+                    let reason = hook["reason"] as? String ?? ""
+                    #expect(!reason.isEmpty, "\(family)/\(name) gives no reason")
+                    if !hasKprobes && !name.contains(":") && !reason.hasPrefix("module ") {
+                        #expect(reason.contains("kprobes"), "\(name): '\(reason)' does not say kprobes are missing")
+                    }
+                case "standby":
+                    #expect(hook["covered_by"] as? String != nil)
+                default:
+                    Issue.record("\(name): unknown state \(String(describing: hook["state"]))")
+                }
+            }
+            let delivery = (json["families"] as? [[String: Any]])?.first { $0["name"] as? String == "irq_delivery" }
+            #expect(delivery?["available"] as? Bool == true)
+            for f in json["families"] as? [[String: Any]] ?? [] where f["available"] as? Bool == false {
+                #expect(!(f["cost_when_missing"] as? String ?? "").isEmpty)
+            }
+        }
+
+        @Test func rawTracepointsWhenForced() throws {
+            let (r, json) = try doctorJSON(["--attach=raw_tp"])
+            #expect(r.status == 0, "stderr: \(r.stderr)")
+            for (_, hook) in hooks(json) {
+                let name = hook["name"] as? String ?? ""
+                if hook["state"] as? String == "attached" {
+                    #expect(hook["mechanism"] as? String == "raw_tp", "\(name)")
+                } else if !name.contains(":") {
+                    #expect((hook["reason"] as? String ?? "").contains("disabled by --attach")
+                            || (hook["reason"] as? String ?? "").hasPrefix("module "), "\(name): \(hook)")
+                }
+            }
+        }
+
+        @Test func textReportNamesEveryFamilyAndTheVerdict() throws {
+            let (_, json) = try doctorJSON()
+            let r = try run([HostEnv.binary, "doctor"])
+            #expect(r.status == 0)
+            for f in json["families"] as? [[String: Any]] ?? [] {
+                #expect(r.stdout.contains(f["name"] as? String ?? "<none>"))
+            }
+            #expect(r.stdout.contains("irqscope can serve"))
+            #expect(!r.stdout.contains("\u{1b}["), "no colour when stdout is not a terminal")
+        }
+    }
+}

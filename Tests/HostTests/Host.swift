@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// All host tests attach irqscope to the running kernel, so they run one at a time (a test
+/// counting our BPF programs must not see another test's). They need root and BPF; CI is both.
+@Suite(.serialized, .enabled(if: getuid() == 0, "needs root with BPF: these tests attach irqscope to the running kernel"))
+enum Host {}
+
+enum HostEnv {
+    /// The binary under test: IRQSCOPE_BIN, else the release build (what users run), else debug.
+    static var binary: String {
+        if let b = ProcessInfo.processInfo.environment["IRQSCOPE_BIN"] { return b }
+        let release = packageRoot + "/.build/release/irqscope"
+        return FileManager.default.isExecutableFile(atPath: release) ? release : packageRoot + "/.build/debug/irqscope"
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { s in
+                _ = bind(fd, s, len)
+                _ = getsockname(fd, s, &len)
+            }
+        }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// `irqscope serve` on a free loopback port, returned once /healthz answers.
+    static func serve(_ extra: [String] = []) throws -> (Running, Int) {
+        let port = freePort()
+        let p = try Running([binary, "serve", "--web.listen-address=127.0.0.1:\(port)"] + extra)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if !p.process.isRunning {
+                let r = p.wait(timeout: 1)
+                throw ExpositionError(description: "irqscope serve exited \(r.status): \(r.stderr)")
+            }
+            if let r = try? httpGet("http://127.0.0.1:\(port)/healthz"), r.status == 200 { return (p, port) }
+            usleep(100_000)
+        }
+        _ = p.stop()
+        throw ExpositionError(description: "irqscope serve did not become ready")
+    }
+
+    static func scrape(_ port: Int) throws -> ParsedExposition {
+        let r = try httpGet("http://127.0.0.1:\(port)/metrics")
+        guard r.status == 200 else { throw ExpositionError(description: "scrape status \(r.status): \(r.body)") }
+        return try parseExposition(r.body)
+    }
+
+    /// IDs of the BPF programs loaded in the kernel now, by bpftool (independent of irqscope).
+    static func bpfProgramIDs() throws -> Set<Int> {
+        let r = try run(["bpftool", "-j", "prog", "show"])
+        let list = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] ?? []
+        return Set(list.compactMap { $0["id"] as? Int })
+    }
+
+    /// The kernel frees programs and links after an RCU grace period: give it a moment.
+    static func eventually(_ seconds: Double = 5, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            usleep(50_000)
+        }
+        return try condition()
+    }
+
+    static func bpfLinkIDs() throws -> Set<Int> {
+        let r = try run(["bpftool", "-j", "link", "show"])
+        let list = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] ?? []
+        return Set(list.compactMap { $0["id"] as? Int })
+    }
+}
+
+/// /proc/interrupts totals per irq (summed over CPUs): the kernel's own count.
+func procInterrupts() throws -> [Int: UInt64] {
+    let text = try String(contentsOfFile: "/proc/interrupts", encoding: .utf8)
+    let lines = text.split(separator: "\n")
+    let cpus = lines.first?.split(separator: " ").count ?? 0
+    var out: [Int: UInt64] = [:]
+    for line in lines.dropFirst() {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard let first = fields.first, first.hasSuffix(":"), let irq = Int(first.dropLast()) else { continue }
+        out[irq] = fields.dropFirst().prefix(cpus).compactMap { UInt64($0) }.reduce(0, +)
+    }
+    return out
+}
+
+/// O_DIRECT reads of a file on the root disk: block-device interrupts without a device of our own.
+final class DiskLoad {
+    let process: Running
+    static let file = "/var/tmp/irqscope-test-load.img"
+
+    init() throws {
+        if !FileManager.default.fileExists(atPath: Self.file) {
+            try run(["dd", "if=/dev/zero", "of=\(Self.file)", "bs=1M", "count=128", "oflag=direct", "status=none"])
+        }
+        process = try Running(["/bin/sh", "-c",
+            "while :; do dd if=\(Self.file) of=/dev/null iflag=direct bs=4k status=none || exit 1; done"])
+    }
+
+    func stop() {
+        // kill the shell, then any dd it left
+        kill(process.pid, SIGKILL)
+        _ = process.wait(timeout: 5)
+        _ = try? run(["pkill", "-f", "of=/dev/null iflag=direct bs=4k"])
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+
+public struct Finished: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs a command to completion (killed after `timeout` seconds).
+@discardableResult
+public func run(_ arguments: [String], timeout: Double = 120, environment: [String: String]? = nil) throws -> Finished {
+    let p = try Running(arguments, environment: environment)
+    return p.wait(timeout: timeout)
+}
+
+/// A background process whose output is collected; `stop` sends a signal and waits.
+public final class Running: @unchecked Sendable {
+    public let process = Process()
+    private let out = Pipe()
+    private let err = Pipe()
+    private var outData = Data()
+    private var errData = Data()
+    private let lock = NSLock()
+
+    public init(_ arguments: [String], environment: [String: String]? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: arguments[0].hasPrefix("/") ? arguments[0] : try which(arguments[0]))
+        process.arguments = Array(arguments.dropFirst())
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        process.standardOutput = out
+        process.standardError = err
+        out.fileHandleForReading.readabilityHandler = { [weak self] h in
+            let d = h.availableData
+            self?.lock.withLock { self?.outData.append(d) }
+        }
+        err.fileHandleForReading.readabilityHandler = { [weak self] h in
+            let d = h.availableData
+            self?.lock.withLock { self?.errData.append(d) }
+        }
+        try process.run()
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+
+    public var stderrSoFar: String { lock.withLock { String(decoding: errData, as: UTF8.self) } }
+
+    public func wait(timeout: Double) -> Finished {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        out.fileHandleForReading.readabilityHandler = nil
+        err.fileHandleForReading.readabilityHandler = nil
+        let restOut = out.fileHandleForReading.readDataToEndOfFile()
+        let restErr = err.fileHandleForReading.readDataToEndOfFile()
+        return lock.withLock {
+            outData.append(restOut)
+            errData.append(restErr)
+            return Finished(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                            stderr: String(decoding: errData, as: UTF8.self))
+        }
+    }
+
+    public func stop(signal: Int32 = SIGTERM, timeout: Double = 10) -> Finished {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        return wait(timeout: timeout)
+    }
+}
+
+public func which(_ name: String) throws -> String {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(separator: ":") {
+        let path = "\(dir)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    for dir in ["/usr/sbin", "/sbin"] where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") {
+        return "\(dir)/\(name)"
+    }
+    throw ExpositionError(description: "\(name) not found in PATH")
+}
+
+/// The package root, from this file's location.
+public let packageRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// An HTTP GET with curl: (status, headers, body).
+public func httpGet(_ url: String, headers: [String] = []) throws -> (status: Int, headers: String, body: String) {
+    let headerFile = NSTemporaryDirectory() + "irqscope-headers-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: headerFile) }
+    var args = ["curl", "-s", "-S", "--max-time", "20", "-D", headerFile, "-o", "-", "-w", "\n%{http_code}"]
+    for h in headers { args += ["-H", h] }
+    args.append(url)
+    let r = try run(args, timeout: 30)
+    guard r.status == 0 else { throw ExpositionError(description: "curl \(url) failed: \(r.stderr)") }
+    var body = r.stdout
+    let statusLine = body.split(separator: "\n").last.map(String.init) ?? "0"
+    body.removeLast(statusLine.count)
+    if body.hasSuffix("\n") { body.removeLast() }
+    let h = (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? ""
+    return (Int(statusLine) ?? 0, h, body)
+}

@@ -1,0 +1,28 @@
+import Foundation
+import IrqscopeDecode
+import IrqscopeKernel
+import Testing
+
+@Suite struct SysfsIRQsTests {
+    @Test func namesAndDevicesFromAFabricatedTree() throws {
+        let root = NSTemporaryDirectory() + "irqscope-sysfs-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func write(_ path: String, _ text: String) throws {
+            let full = root + "/" + path
+            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: full, atomically: true, encoding: .utf8)
+        }
+        try write("sys/kernel/irq/36/actions", "virtio1-req.0\n")
+        try write("sys/kernel/irq/36/chip_name", "PCI-MSIX-0000:00:02.0\n")
+        try write("sys/kernel/irq/11/actions", "uhci_hcd:usb1,ehci_hcd:usb2\n")
+        try write("sys/kernel/irq/12/actions", "\n")
+        try write("sys/bus/pci/devices/0000:00:02.0/msi_irqs/35", "msix\n")
+        try write("sys/bus/pci/devices/0000:00:02.0/msi_irqs/36", "msix\n")
+        let irqs = SysfsIRQs.read(root: root)
+        #expect(irqs[36] == IRQInfo(name: "virtio1-req.0", device: "0000:00:02.0", chip: "PCI-MSIX-0000:00:02.0"))
+        #expect(irqs[11]?.name == "uhci_hcd:usb1,ehci_hcd:usb2")
+        #expect(irqs[11]?.device == nil)
+        #expect(irqs[12]?.name == "")
+        #expect(irqs[35] == nil) // an MSI vector without an irq directory does not exist
+    }
+}
