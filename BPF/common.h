@@ -79,10 +79,22 @@ static __always_inline void set_irq_data_device(struct irqscope_event *e, struct
         set_device(e, dev);
 }
 
+/* The device and MSI index behind an x86 irq allocation (UINT_MAX index when unknown). */
+static __always_inline u32 set_alloc_info_device(struct irqscope_event *e, struct irq_alloc_info *info)
+{
+    struct msi_desc *desc = BPF_CORE_READ(info, desc);
+    if (!desc)
+        return UINT_MAX_U32;
+    set_device(e, BPF_CORE_READ(desc, dev));
+    if (bpf_core_field_exists(desc->msi_index))
+        return BPF_CORE_READ(desc, msi_index);
+    return UINT_MAX_U32;
+}
+
 /* Argument n of a tracing context, loaded at a fixed offset. Where a CO-RE check picks
  * between argument slots, clang would otherwise merge both loads into ctx + (c ? a : b),
  * and the verifier rejects a modified ctx pointer. */
-#define CTX_ARG(ctx, n)                                                          \
+#define CTX_ARG(ctx, n) /* works on a ctx or a stack array alike */                                                          \
     ({                                                                           \
         u64 __v;                                                                 \
         asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(__v) : "r"(ctx), "i"((n) * 8)); \
@@ -144,10 +156,16 @@ static __always_inline bool take_args(u32 source, u64 *out)
     return true;
 }
 
-/* fn returns a value the handler needs: fexit, or kprobe + kretprobe. */
+/* fn returns a value the handler needs: fexit, or kprobe + kretprobe. The return value is
+ * read with bpf_get_func_ret: 6.1's verifier refuses a ctx load of a `void *` return slot. */
 #define HOOK_RETURN(fn, nargs, source, handler)                                  \
     SEC("fexit/" #fn)                                                            \
-    int fexit__##fn(u64 *ctx) { return handler(ctx, ctx[nargs]); }               \
+    int fexit__##fn(u64 *ctx)                                                    \
+    {                                                                            \
+        u64 ret = 0;                                                             \
+        bpf_get_func_ret(ctx, &ret);                                             \
+        return handler(ctx, ret);                                                \
+    }                                                                            \
     SEC("kprobe/" #fn)                                                           \
     int kprobe__##fn(struct pt_regs *regs) { return stash_args(source, regs); }  \
     SEC("kretprobe/" #fn)                                                        \

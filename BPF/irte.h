@@ -7,15 +7,9 @@ static __always_inline int emit_irte_alloc(const u64 *a, u64 ret, u32 source)
     struct irqscope_event *e = event_reserve(IRQSCOPE_EV_IRTE_ALLOC, source);
     if (!e)
         return 0;
-    struct msi_desc *desc = BPF_CORE_READ((struct irq_alloc_info *)a[3], desc);
     e->irq = (u32)a[1];
     e->u.irte.nr_irqs = (u32)a[2];
-    e->u.irte.hwirq_index = UINT_MAX_U32;
-    if (desc) {
-        set_device(e, BPF_CORE_READ(desc, dev));
-        if (bpf_core_field_exists(desc->msi_index))
-            e->u.irte.hwirq_index = BPF_CORE_READ(desc, msi_index);
-    }
+    e->u.irte.hwirq_index = set_alloc_info_device(e, (struct irq_alloc_info *)a[3]);
     e->result = (s32)ret;
     event_submit(e);
     return 0;

@@ -25,8 +25,9 @@ static __always_inline void set_ctrl(struct irqscope_event *e, struct msi_ctrl *
 static __always_inline int on_msi_alloc_internal(const u64 *a, u64 ret)
 {
     bool has_ctrl = bpf_core_type_exists(struct msi_ctrl);
+    u64 a0 = CTX_ARG(a, 0), a1 = CTX_ARG(a, 1);
     struct irqscope_event *e = msi_event(IRQSCOPE_EV_MSI_ALLOC, IRQSCOPE_SRC_MSI_DOMAIN_ALLOC_INTERNAL,
-                                         (struct device *)(has_ctrl ? a[0] : a[1]));
+                                         (struct device *)(has_ctrl ? a0 : a1));
     if (!e)
         return 0;
     if (has_ctrl)
@@ -92,8 +93,9 @@ HOOK_RETURN(msi_domain_alloc_irqs_range_locked, 4, IRQSCOPE_SRC_MSI_DOMAIN_ALLOC
 static __always_inline int on_msi_free_internal(const u64 *a, u64 ret)
 {
     bool has_ctrl = bpf_core_type_exists(struct msi_ctrl);
+    u64 a0 = CTX_ARG(a, 0), a1 = CTX_ARG(a, 1);
     struct irqscope_event *e = msi_event(IRQSCOPE_EV_MSI_FREE, IRQSCOPE_SRC_MSI_DOMAIN_FREE_INTERNAL,
-                                         (struct device *)(has_ctrl ? a[0] : a[1]));
+                                         (struct device *)(has_ctrl ? a0 : a1));
     if (!e)
         return 0;
     if (has_ctrl)
@@ -128,3 +130,32 @@ static __always_inline int on_msi_free_range_locked(const u64 *a, u64 ret)
     return 0;
 }
 HOOK_ENTRY(msi_domain_free_irqs_range_locked, on_msi_free_range_locked)
+
+/* msi_domain_alloc(domain, virq, nr_irqs, arg) and msi_domain_free(domain, virq, nr_irqs):
+ * the MSI domain's .alloc/.free ops, once per MSI descriptor, with or without interrupt
+ * remapping: which irq numbers belong to which device. */
+static __always_inline int on_msi_domain_alloc(const u64 *a, u64 ret)
+{
+    struct irqscope_event *e = event_reserve(IRQSCOPE_EV_IRQ_ALLOC, IRQSCOPE_SRC_MSI_DOMAIN_OPS);
+    if (!e)
+        return 0;
+    e->irq = (u32)a[1];
+    e->u.irq_range.nr_irqs = (u32)a[2];
+    e->u.irq_range.msi_index = set_alloc_info_device(e, (struct irq_alloc_info *)a[3]);
+    e->result = (s32)ret;
+    event_submit(e);
+    return 0;
+}
+HOOK_RETURN(msi_domain_alloc, 4, IRQSCOPE_SRC_MSI_DOMAIN_OPS, on_msi_domain_alloc)
+
+static __always_inline int on_msi_domain_free(const u64 *a, u64 ret)
+{
+    struct irqscope_event *e = event_reserve(IRQSCOPE_EV_IRQ_FREE, IRQSCOPE_SRC_MSI_DOMAIN_OPS);
+    if (!e)
+        return 0;
+    e->irq = (u32)a[1];
+    e->u.irq_range.nr_irqs = (u32)a[2];
+    event_submit(e);
+    return 0;
+}
+HOOK_ENTRY(msi_domain_free, on_msi_domain_free)

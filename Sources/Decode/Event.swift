@@ -38,6 +38,9 @@ public struct Event: Sendable, Equatable {
         case vectorTeardown(managed: Bool, hadReservation: Bool)
         case vectorConfig(vector: UInt32, cpu: UInt32, apicDestination: UInt32)
         case matrix(MatrixUpdate)
+        /// irqs `irq ..< irq + count` allocated for one MSI descriptor of `device`.
+        case irqAlloc(count: UInt32, msiIndex: UInt32?)
+        case irqFree(count: UInt32)
     }
 
     public init(
@@ -196,6 +199,7 @@ public enum EventSource: UInt32, Sendable, CaseIterable {
     case freeIRQ = 18
     case vfioPCISetIRQsIoctl = 19
     case pciFreeIRQVectors = 20
+    case msiDomainOps = 21
 
     public var name: String {
         switch self {
@@ -220,6 +224,7 @@ public enum EventSource: UInt32, Sendable, CaseIterable {
         case .freeIRQ: "free_irq"
         case .vfioPCISetIRQsIoctl: "vfio_pci_set_irqs_ioctl"
         case .pciFreeIRQVectors: "pci_free_irq_vectors"
+        case .msiDomainOps: "msi_domain_ops"
         }
     }
 }
@@ -249,6 +254,8 @@ extension Event.Kind {
         case .vectorTeardown: "vector_teardown"
         case .vectorConfig: "vector_config"
         case .matrix: "matrix"
+        case .irqAlloc: "irq_alloc"
+        case .irqFree: "irq_free"
         }
     }
 }

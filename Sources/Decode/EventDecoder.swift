@@ -92,6 +92,11 @@ extension Event {
             return .matrix(MatrixUpdate(op: op, bit: m.bit < 0 ? nil : m.bit, perCPU: perCPU,
                                         onlineMaps: m.online_maps, globalAvailable: m.global_available,
                                         globalReserved: m.global_reserved, totalAllocated: m.total_allocated))
+        case IRQSCOPE_EV_IRQ_ALLOC.rawValue:
+            let r = u.irq_range
+            return .irqAlloc(count: r.nr_irqs, msiIndex: r.msi_index == noIndex ? nil : r.msi_index)
+        case IRQSCOPE_EV_IRQ_FREE.rawValue:
+            return .irqFree(count: u.irq_range.nr_irqs)
         default:
             throw .unknownType(raw.type)
         }

@@ -38,7 +38,8 @@ public struct ProbeReport: Sendable, Equatable {
     }
 
     public enum State: Sendable, Equatable {
-        case attached(mechanism: String)
+        /// `fallback`: why the preferred mechanisms were not used, when they were tried.
+        case attached(mechanism: String, fallback: String? = nil)
         /// Not needed: another variant of the family covers this kernel.
         case standby(coveredBy: String)
         case unavailable(reason: String)

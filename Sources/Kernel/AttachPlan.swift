@@ -12,6 +12,8 @@ public enum MechanismClass: String, CaseIterable, Sendable {
 struct Choice: Equatable {
     var mechanism: String
     var programs: [String]
+    /// Why earlier mechanisms failed at load or attach time, if they did.
+    var fallback: String? = nil
 }
 
 /// Decides, per hook, which programs to load. Pure over its inputs so that a failed load or
@@ -41,7 +43,7 @@ struct AttachPlan {
                         switch result {
                         case .success(let choice):
                             choices[hook.displayName] = choice
-                            state = .attached(mechanism: choice.mechanism)
+                            state = .attached(mechanism: choice.mechanism, fallback: choice.fallback)
                         case .failure(let why):
                             state = .unavailable(reason: why.text)
                         }
@@ -61,13 +63,16 @@ struct AttachPlan {
             return .failure(Why(text: "module \(module) not loaded"))
         }
         var reasons: [String] = []
+        var triedAndFailed: [String] = []
         func attempt(_ mechanism: String, _ programs: [String], _ check: () -> String?) -> Choice? {
             if let why = failed[mechanism] {
                 reasons.append("\(mechanism): \(why)")
+                triedAndFailed.append("\(mechanism): \(why)")
             } else if let why = check() {
                 reasons.append("\(mechanism): \(why)")
             } else {
-                return Choice(mechanism: mechanism, programs: programs)
+                return Choice(mechanism: mechanism, programs: programs,
+                              fallback: triedAndFailed.isEmpty ? nil : triedAndFailed.joined(separator: "; "))
             }
             return nil
         }

@@ -1,5 +1,6 @@
 import CLibbpf
 import Glibc
+import IrqscopeDecode
 import Synchronization
 
 public struct KernelError: Error, CustomStringConvertible, Equatable {
@@ -14,21 +15,8 @@ public struct KernelError: Error, CustomStringConvertible, Equatable {
 
 /// "EPERM (Operation not permitted)" for an errno value (positive or negative).
 public func errnoName(_ code: Int32) -> String {
-    let c = abs(code)
-    let text = String(cString: strerror(c))
-    if let name = errnoSymbols[c] { return "\(name) (\(text))" }
-    return "errno \(c) (\(text))"
+    "\(Errno.name(code)) (\(String(cString: strerror(abs(code)))))"
 }
-
-let errnoSymbols: [Int32: String] = [
-    EPERM: "EPERM", ENOENT: "ENOENT", ESRCH: "ESRCH", EINTR: "EINTR", EIO: "EIO", E2BIG: "E2BIG",
-    EBADF: "EBADF", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM", EACCES: "EACCES", EFAULT: "EFAULT", EBUSY: "EBUSY",
-    EEXIST: "EEXIST", ENODEV: "ENODEV", EINVAL: "EINVAL", ENOSPC: "ENOSPC", ERANGE: "ERANGE", ENOSYS: "ENOSYS",
-    ENOTSUP: "EOPNOTSUPP", EADDRINUSE: "EADDRINUSE", EADDRNOTAVAIL: "EADDRNOTAVAIL", ENOTSUPP_KERNEL: "ENOTSUPP",
-    ENXIO: "ENXIO", EMFILE: "EMFILE", ENOTCONN: "ENOTCONN", ETIMEDOUT: "ETIMEDOUT",
-]
-/// The kernel-internal ENOTSUPP (524) leaks out of some irq and BPF paths.
-let ENOTSUPP_KERNEL: Int32 = 524
 
 /// One loaded libbpf object and its links. libbpf handles are not Sendable: this class is
 /// the only place they are held, and every use goes through `lock`.

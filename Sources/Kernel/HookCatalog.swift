@@ -105,6 +105,11 @@ enum HookCatalog {
                 [.fn("msi_domain_alloc_irqs_all_locked"), .fn("msi_domain_alloc_irqs_range_locked")],
             ]),
         FamilySpec(
+            name: "msi_irqs",
+            summary: "irq numbers given to and taken from a device's MSI descriptors (MSI domain .alloc/.free)",
+            cost: "irqs cannot be tied to devices where interrupt remapping is off: no per-device vector counts",
+            alternatives: [[.fn("msi_domain_alloc"), .fn("msi_domain_free", returns: false)]]),
+        FamilySpec(
             name: "msi_free",
             summary: "MSI domain release of interrupt descriptors",
             cost: "descriptor release is not seen",

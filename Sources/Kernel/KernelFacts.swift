@@ -1,5 +1,6 @@
 import CLibbpf
 import Glibc
+import IrqscopeDecode
 
 /// What this kernel offers for attaching: decided by looking (sysfs, BTF, kallsyms) and, for
 /// trampolines, by trying. Used only while loading, on one thread.
@@ -121,7 +122,7 @@ final class KernelFacts {
         let code = errno
         if code == EPERM || code == EACCES {
             return .unavailable(
-                short: "not permitted by this kernel (\(errnoSymbols[code] ?? "EPERM") loading a trampoline)",
+                short: "not permitted by this kernel (\(Errno.name(code)) loading a trampoline)",
                 detail: "not permitted: the kernel refused a test fentry program with \(errnoName(code)) although irqscope holds the BPF capabilities (BPF trampolines are blocked on this host)")
         }
         return .unavailable(short: "refused by this kernel (\(errnoName(code)))",

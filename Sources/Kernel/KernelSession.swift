@@ -155,24 +155,30 @@ public final class KernelSession: @unchecked Sendable {
 
     // MARK: - Load failures
 
-    /// Program names libbpf says failed, with the most useful line it gave about each.
+    /// Program names libbpf says failed, with the most useful thing it said about each: the
+    /// verifier's complaint (the last line of the load log it prints as one message) when there is one.
     static func failedPrograms(in log: [String]) -> [String: String] {
         var out: [String: String] = [:]
-        var lastVerifierLine: [String: String] = [:]
-        for line in log {
-            guard let start = line.firstRange(of: "prog '"), let end = line[start.upperBound...].firstIndex(of: "'") else { continue }
-            let name = String(line[start.upperBound..<end])
-            let rest = line[line.index(after: end)...].trimmingCharacters(in: ": \n")
-            if rest.hasPrefix("BPF program load failed:") {
+        var verifier: [String: String] = [:]
+        for message in log {
+            guard let start = message.firstRange(of: "prog '"),
+                  let end = message[start.upperBound...].firstIndex(of: "'") else { continue }
+            let name = String(message[start.upperBound..<end])
+            let rest = message[message.index(after: end)...].trimmingCharacters(in: ": \n")
+            if rest.hasPrefix("-- BEGIN PROG LOAD LOG --") {
+                let noise = ["--", "processed ", "verification time", "stack depth", "mark_precise"]
+                let lines = rest.split(separator: "\n").map(String.init)
+                    .filter { line in !line.isEmpty && !noise.contains { line.hasPrefix($0) } }
+                verifier[name] = lines.last
+            } else if rest.hasPrefix("BPF program load failed:") {
                 out[name] = "load failed:" + rest.dropFirst("BPF program load failed:".count).trimmingCharacters(in: "\n")
-            } else if rest.hasPrefix("failed to load") || rest.contains("failed to find kernel BTF") || rest.contains("failed to resolve") {
-                out[name] = out[name] ?? rest.trimmingCharacters(in: "\n")
-            } else if !rest.hasPrefix("--") && !rest.isEmpty {
-                lastVerifierLine[name] = rest.trimmingCharacters(in: "\n")
+            } else if rest.hasPrefix("failed to load") || rest.contains("failed to find kernel BTF")
+                        || rest.contains("failed to resolve") {
+                out[name] = out[name] ?? rest
             }
         }
-        for (name, why) in out where why.hasPrefix("load failed:") {
-            if let v = lastVerifierLine[name] { out[name] = "\(why) (verifier: \(v))" }
+        for (name, why) in out {
+            if let v = verifier[name] { out[name] = "\(why) (verifier: \(v))" }
         }
         return out
     }

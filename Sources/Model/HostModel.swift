@@ -1,9 +1,13 @@
 import IrqscopeDecode
 
-/// Everything irqscope knows about this host, built only from decoded kernel data.
+/// Everything irqscope knows about this host, built only from decoded kernel data and the
+/// annotations that name processes and drivers (live from /proc and sysfs, or from a recording).
 public struct HostModel: Sendable {
     public private(set) var delivery = DeliveryCounters()
     public private(set) var vectors = VectorSpace()
+    public private(set) var devices = Devices()
+    public private(set) var processes: [UInt32: ProcessIdentity] = [:]
+    public private(set) var drivers: [String: String] = [:]
     public private(set) var eventsReceived: UInt64 = 0
     public private(set) var eventsUndecodable: UInt64 = 0
     /// Kernel-side counters, as of the last snapshot.
@@ -13,12 +17,8 @@ public struct HostModel: Sendable {
 
     public mutating func apply(_ event: Event) {
         eventsReceived += 1
-        switch event.kind {
-        case .matrix(let update):
-            vectors.apply(update)
-        default:
-            break
-        }
+        if case .matrix(let update) = event.kind { vectors.apply(update) }
+        devices.apply(event)
     }
 
     public mutating func noteUndecodable() {
@@ -26,8 +26,33 @@ public struct HostModel: Sendable {
         eventsUndecodable += 1
     }
 
+    public mutating func note(process: ProcessIdentity) { processes[process.tgid] = process }
+
+    public mutating func note(driver: String?, of address: String) { drivers[address] = driver }
+
+    /// Applies an annotation from a recording (see `Recording`).
+    public mutating func apply(annotation a: [String: String]) {
+        switch a["type"] {
+        case "process":
+            guard let tgid = a["tgid"].flatMap(UInt32.init), let name = a["name"],
+                  let source = a["source"].flatMap(ProcessIdentity.Source.init) else { return }
+            note(process: ProcessIdentity(tgid: tgid, name: name, source: source))
+        case "device":
+            guard let address = a["address"] else { return }
+            note(driver: a["driver"], of: address)
+        default:
+            break
+        }
+    }
+
     public mutating func update(_ snapshot: DeliverySnapshot, irqs: [Int: IRQInfo]) {
         kernel = snapshot
         delivery.update(kernel: snapshot.irqs, irqs: irqs)
+    }
+
+    /// Drops what belonged to processes that have exited: no stale series, bounded memory.
+    public mutating func retainProcesses(_ alive: (UInt32) -> Bool) {
+        devices.retainOwners(alive)
+        processes = processes.filter { alive($0.key) }
     }
 }

@@ -24,7 +24,8 @@ public enum DoctorReport {
             for hook in family.hooks {
                 let detail: String
                 switch hook.state {
-                case .attached(let mechanism): detail = "\(green)\(mechanism)\(reset)"
+                case .attached(let mechanism, let fallback):
+                    detail = "\(green)\(mechanism)\(reset)" + (fallback.map { " (\(dim)instead of \($0)\(reset))" } ?? "")
                 case .standby(let cover): detail = "\(dim)standby: \(cover) covers this kernel\(reset)"
                 case .unavailable(let reason): detail = "\(red)not attached\(reset): \(reason)"
                 }
@@ -60,8 +61,9 @@ public enum DoctorReport {
                     ("cost_when_missing", .string(family.cost)),
                     ("hooks", .array(family.hooks.map { hook in
                         switch hook.state {
-                        case .attached(let m):
-                            .object([("name", .string(hook.name)), ("state", .string("attached")), ("mechanism", .string(m))])
+                        case .attached(let m, let fallback):
+                            .object([("name", .string(hook.name)), ("state", .string("attached")), ("mechanism", .string(m))]
+                                    + (fallback.map { [("fallback_because", JSON.string($0))] } ?? []))
                         case .standby(let cover):
                             .object([("name", .string(hook.name)), ("state", .string("standby")), ("covered_by", .string(cover))])
                         case .unavailable(let reason):

@@ -20,6 +20,7 @@ public enum HostMetrics {
         var out: [MetricFamily] = []
         out += delivery(model)
         out += vectorSpace(model.vectors)
+        out += devices(model)
         out += probes(report)
         out += selfMetrics(model, build: build, scrapeSeconds: scrapeSeconds)
         return out
@@ -74,6 +75,53 @@ public enum HostMetrics {
         return out
     }
 
+    static func devices(_ model: HostModel) -> [MetricFamily] {
+        var vectors = MetricFamily("irqscope_msix_vectors", .gauge,
+            help: "MSI-X vectors per device: allocated (the device holds an irq), requested (request_irq took a CPU vector), posted (delivered straight to a vCPU). guest is the VMM driving the device through VFIO, empty for host drivers.")
+        var irtes = MetricFamily("irqscope_irte_entries", .gauge,
+            help: "Interrupt remapping table entries held for the device's vectors.")
+        var grows = MetricFamily("irqscope_msix_grows", .counter,
+            help: "MSI-X tables grown: mode=dynamic added a vector to a live table, mode=reenable switched MSI-X off and on again with more vectors.")
+        var windows = MetricFamily("irqscope_msix_disabled_windows", .counter,
+            help: "Times MSI-X was switched off while the guest had live vectors, and switched on again (a window where interrupts can be lost).")
+        var windowSeconds = MetricFamily("irqscope_msix_disabled_window_seconds", .histogram,
+            help: "How long MSI-X stayed off in those windows.")
+        var failures = MetricFamily("irqscope_request_irq_failures", .counter,
+            help: "Host request_irq failures for the device's vectors, by errno: a guest vector the host could not back.")
+        var enableFailures = MetricFamily("irqscope_msix_enable_failures", .counter,
+            help: "MSI-X enables or dynamic adds the kernel refused, by errno (IRTE or irq exhaustion fails here).")
+        for (address, d) in model.devices.devices.sorted(by: { $0.key < $1.key }) {
+            let guest = d.owner.map { model.processes[$0]?.name ?? "pid-\($0)" } ?? ""
+            let labels = [("guest", guest), ("driver", model.drivers[address] ?? ""), ("device", address)]
+            vectors.add(labels + [("state", "allocated")], Double(d.vectors.count))
+            vectors.add(labels + [("state", "requested")], Double(d.requested))
+            vectors.add(labels + [("state", "posted")], Double(d.posted))
+            irtes.add(labels, Double(d.irtes))
+            for mode in Devices.GrowMode.allCases {
+                grows.add(labels + [("mode", mode.rawValue)], Double(d.grows[mode] ?? 0))
+            }
+            if d.owner != nil {
+                windows.add(labels, Double(d.windows.count))
+                windowSeconds.addHistogram(labels, buckets: Array(zip(d.windows.bounds, d.windows.counts)),
+                                           sum: d.windows.sum, count: d.windows.count)
+            }
+            for (code, n) in d.requestFailures.sorted(by: { $0.key < $1.key }) {
+                failures.add(labels + [("errno", Errno.name(code))], Double(n))
+            }
+            for (code, n) in d.enableFailures.sorted(by: { $0.key < $1.key }) {
+                enableFailures.add(labels + [("errno", Errno.name(code))], Double(n))
+            }
+        }
+        var guests = MetricFamily("irqscope_guest", .info,
+            help: "Maps guest names to the processes (VMMs) they run as, and says where the name came from.")
+        let owners = Set(model.devices.devices.values.compactMap(\.owner))
+        for tgid in owners.sorted() {
+            let p = model.processes[tgid]
+            guests.add([("guest", p?.name ?? "pid-\(tgid)"), ("pid", String(tgid)), ("source", p?.source.rawValue ?? "unknown")], 1)
+        }
+        return [vectors, irtes, grows, windows, windowSeconds, failures, enableFailures, guests]
+    }
+
     static func probes(_ report: ProbeReport) -> [MetricFamily] {
         var attached = MetricFamily("irqscope_probe_attached", .gauge,
             help: "1 if the kernel hook is attached (mechanism says how), 0 if it could not be (irqscope doctor says why). Hooks on standby, covered by another variant, are not listed.")
@@ -83,7 +131,7 @@ public enum HostMetrics {
             families.add([("family", family.name)], family.available ? 1 : 0)
             for hook in family.hooks {
                 switch hook.state {
-                case .attached(let mechanism): attached.add([("probe", hook.name), ("mechanism", mechanism)], 1)
+                case .attached(let mechanism, _): attached.add([("probe", hook.name), ("mechanism", mechanism)], 1)
                 case .unavailable: attached.add([("probe", hook.name), ("mechanism", "none")], 0)
                 case .standby: break
                 }

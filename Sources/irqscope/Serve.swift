@@ -28,6 +28,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Exit with an error if any probe family cannot attach (default: serve what is available).")
     var strict = false
 
+    @Option(help: ArgumentHelp("Also write every lifecycle event to FILE, for 'irqscope replay' elsewhere.", valueName: "file"))
+    var record: String?
+
     @OptionGroup var kernel: KernelOptions
 
     func validate() throws {
@@ -62,9 +65,10 @@ struct Serve: AsyncParsableCommand {
             session.close()
             throw FatalError(message: "the \(KernelSession.coreFamily) probe did not attach; nothing to serve (run 'irqscope doctor')")
         }
-        let collector = Collector(session: session)
+        let collector: Collector
         let server: HTTPServer
         do {
+            collector = try Collector(session: session, record: record)
             try collector.start()
             server = try await HTTPServer.bind(addresses, logger: logger, handler: Routes(collector: collector, telemetryPath: telemetryPath).handle)
         } catch {
@@ -72,17 +76,13 @@ struct Serve: AsyncParsableCommand {
             if let error = error as? ServerError { throw FatalError(message: error.description) }
             throw error
         }
+        defer { collector.stop() }
         logger.info("serving metrics", metadata: ["listen": "\(server.boundAddresses.joined(separator: ","))", "path": "\(telemetryPath)"])
 
         let group = ServiceGroup(configuration: .init(
             services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do {
-            try await group.run()
-        } catch {
-            session.close()
-            throw error
-        }
-        session.close()
+        try await group.run()
+        collector.stop()
         logger.info("stopped: every BPF link detached, object freed")
     }
 
@@ -96,7 +96,7 @@ struct Serve: AsyncParsableCommand {
             var attached: [String] = []
             for hook in family.hooks {
                 switch hook.state {
-                case .attached(let m): attached.append("\(hook.name)=\(m)")
+                case .attached(let m, let fallback): attached.append("\(hook.name)=\(m)" + (fallback.map { " (instead of \($0))" } ?? ""))
                 case .unavailable(let why):
                     if let i = reasons.firstIndex(where: { $0.why == why }) { reasons[i].hooks.append(hook.name) }
                     else { reasons.append((why, [hook.name])) }

@@ -42,7 +42,9 @@ enum irqscope_event_type {
     IRQSCOPE_EV_VECTOR_TEARDOWN = 19,
     IRQSCOPE_EV_VECTOR_CONFIG = 20,
     IRQSCOPE_EV_MATRIX = 21,      /* any irq_matrix:* tracepoint; payload says which */
-    IRQSCOPE_EV_TYPE_MAX = 22,
+    IRQSCOPE_EV_IRQ_ALLOC = 22,   /* MSI domain gave a device irq numbers (one descriptor) */
+    IRQSCOPE_EV_IRQ_FREE = 23,
+    IRQSCOPE_EV_TYPE_MAX = 24,
 };
 
 /* Which irq_matrix tracepoint a matrix event came from. */
@@ -84,6 +86,7 @@ enum irqscope_source {
     IRQSCOPE_SRC_FREE_IRQ = 18,
     IRQSCOPE_SRC_VFIO_PCI_SET_IRQS_IOCTL = 19,
     IRQSCOPE_SRC_PCI_FREE_IRQ_VECTORS = 20,
+    IRQSCOPE_SRC_MSI_DOMAIN_OPS = 21, /* msi_domain_alloc / msi_domain_free */
 };
 
 struct irqscope_msix_range { /* MSIX_ENABLE */
@@ -110,6 +113,11 @@ struct irqscope_irte { /* IRTE_ALLOC/FREE/ACTIVATE/DEACTIVATE/POSTED */
     __u32 reserve;     /* ACTIVATE: 1 = reservation-mode activation (no CPU vector yet) */
     __u32 posted;      /* POSTED: 1 = posted to a vCPU, 0 = back to remapped */
     __u32 hwirq_index; /* ALLOC: MSI index from the allocation info, UINT_MAX if unknown */
+};
+
+struct irqscope_irq_range { /* IRQ_ALLOC, IRQ_FREE: irqs event.irq .. event.irq + nr_irqs - 1 */
+    __u32 nr_irqs;
+    __u32 msi_index;   /* ALLOC: the descriptor's MSI index, UINT_MAX if unknown */
 };
 
 struct irqscope_pi_update { /* PI_UPDATE */
@@ -175,6 +183,7 @@ struct irqscope_event {
         struct irqscope_msix_add msix_add;
         struct irqscope_msi_domain msi_domain;
         struct irqscope_irte irte;
+        struct irqscope_irq_range irq_range;
         struct irqscope_pi_update pi_update;
         struct irqscope_irq_request irq_request;
         struct irqscope_vfio_set_irqs vfio;

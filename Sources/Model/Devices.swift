@@ -1,0 +1,205 @@
+import IrqscopeDecode
+
+/// PCI devices and their MSI-X vectors as the lifecycle events describe them: which irqs a
+/// device holds, which are requested, which have an IRTE, how its vector table grew, and the
+/// windows in which MSI-X was off.
+public struct Devices: Sendable {
+    public enum GrowMode: String, Sendable, CaseIterable {
+        /// A vector added to a live table (pci_msix_alloc_irq_at): nothing switched off.
+        case dynamic
+        /// MSI-X disabled and enabled again with more vectors: interrupts can be lost meanwhile.
+        case reenable
+    }
+
+    public struct Vector: Sendable, Equatable {
+        public var irq: Int
+        public var msiIndex: UInt32?
+        public var requested = false
+        public var name: String?
+        public var irte = false
+        public var posted = false
+        public var cpu: UInt32?
+        public var cpuVector: UInt32?
+    }
+
+    public struct Device: Sendable {
+        public var address: String
+        /// The process driving the device's interrupts through VFIO (a VMM); nil for host drivers.
+        public var owner: UInt32?
+        public var vectors: [Int: Vector] = [:]
+        public var msixEnabled = false
+        /// Vectors in the MSI-X table the device was last enabled with, plus dynamic adds.
+        public var tableSize = 0
+        /// MSI-X disable followed by enable, whatever the sizes.
+        public var cycles: UInt64 = 0
+        public var grows: [GrowMode: UInt64] = [:]
+        /// Closed windows in which MSI-X was off while the guest had live vectors.
+        public var windows = Histogram(bounds: Devices.windowBounds)
+        public var requestFailures: [Int32: UInt64] = [:]
+        public var enableFailures: [Int32: UInt64] = [:]
+        var requestedSinceEnable = false
+        var disabledAt: UInt64?
+        var disabledWithLiveVectors = false
+        var sizeBeforeDisable = 0
+
+        public var requested: Int { vectors.values.filter(\.requested).count }
+        public var irtes: Int { vectors.values.filter(\.irte).count }
+        public var posted: Int { vectors.values.filter(\.posted).count }
+        public var openWindowSince: UInt64? { disabledWithLiveVectors ? disabledAt : nil }
+    }
+
+    /// Window lengths in seconds: from a fast resize (tens of µs) to a stuck VMM.
+    public static let windowBounds: [Double] = [1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5]
+
+    public private(set) var devices: [String: Device] = [:]
+    private var irqDevice: [Int: String] = [:]
+
+    public init() {}
+
+    public func device(ofIRQ irq: Int) -> String? { irqDevice[irq] }
+
+    public mutating func apply(_ e: Event) {
+        switch e.kind {
+        case .irqAlloc(let count, let index):
+            guard e.result >= 0, let irq = e.irq.map(Int.init), let address = e.device else { return }
+            for k in 0..<Int(count) {
+                attach(irq + k, to: address)
+                devices[address]!.vectors[irq + k]!.msiIndex = index.map { $0 + UInt32(k) }
+            }
+        case .irqFree(let count):
+            guard let irq = e.irq.map(Int.init) else { return }
+            for k in 0..<Int(count) { detach(irq + k) }
+        case .irteAlloc(let count, _):
+            guard e.result >= 0, let irq = e.irq.map(Int.init) else { return }
+            for k in 0..<Int(count) {
+                guard let address = irqDevice[irq + k] ?? e.device else { continue }
+                attach(irq + k, to: address)
+                devices[address]!.vectors[irq + k]!.irte = true
+            }
+        case .irteFree(let count):
+            guard let irq = e.irq.map(Int.init) else { return }
+            for k in 0..<Int(count) { update(irq + k) { $0.irte = false; $0.posted = false } }
+        case .irtePosted(let posted):
+            guard e.result == 0, let irq = e.irq.map(Int.init) else { return }
+            update(irq) { $0.posted = posted }
+        case .requestIRQ(let name, _):
+            guard let irq = e.irq.map(Int.init), let address = irqDevice[irq] ?? vfioDevice(name) else { return }
+            if name.hasPrefix("vfio-") { devices[address, default: Device(address: address)].owner = e.tgid }
+            if e.result == 0 {
+                attach(irq, to: address)
+                update(irq) { $0.requested = true; $0.name = name }
+                devices[address]!.requestedSinceEnable = true
+            } else {
+                devices[address, default: Device(address: address)].requestFailures[Int32(-e.result), default: 0] += 1
+            }
+        case .freeIRQ:
+            guard let irq = e.irq.map(Int.init) else { return }
+            update(irq) { $0.requested = false }
+        case .msixEnable:
+            guard let address = e.device else { return }
+            modify(address) { d in
+                guard e.result > 0 else {
+                    d.enableFailures[Int32(-e.result), default: 0] += 1
+                    return
+                }
+                if let since = d.disabledAt {
+                    d.cycles += 1
+                    if Int(e.result) > d.sizeBeforeDisable { d.grows[.reenable, default: 0] += 1 }
+                    if d.disabledWithLiveVectors && d.owner != nil {
+                        d.windows.record(Double(e.timeNs &- since) / 1e9)
+                    }
+                }
+                d.disabledAt = nil
+                d.disabledWithLiveVectors = false
+                d.msixEnabled = true
+                d.tableSize = Int(e.result)
+                d.requestedSinceEnable = false
+            }
+        case .msixAdd:
+            guard let address = e.device else { return }
+            guard e.result > 0 else {
+                modify(address) { $0.enableFailures[Int32(-e.result), default: 0] += 1 }
+                return
+            }
+            attach(Int(e.result), to: address)
+            modify(address) { d in
+                d.grows[.dynamic, default: 0] += 1
+                d.tableSize += 1
+            }
+        case .msixDisable:
+            guard let address = e.device else { return }
+            modify(address) { d in
+                d.msixEnabled = false
+                d.disabledAt = e.timeNs
+                d.disabledWithLiveVectors = d.requestedSinceEnable
+                d.sizeBeforeDisable = d.tableSize
+                d.tableSize = 0
+            }
+        case .vfioSetIRQs(let s):
+            guard let address = e.device, s.index == VFIOSetIRQs.indexMSIX || s.index == VFIOSetIRQs.indexMSI else { return }
+            devices[address, default: Device(address: address)].owner = e.tgid
+        case .vectorConfig(let vector, let cpu, _):
+            guard let irq = e.irq.map(Int.init) else { return }
+            update(irq) { $0.cpu = cpu; $0.cpuVector = vector }
+        default:
+            break
+        }
+    }
+
+    /// Forgets the devices of owners that are gone: their vectors were released with them, and
+    /// a restarted guest starts afresh.
+    public mutating func retainOwners(_ alive: (UInt32) -> Bool) {
+        for (address, d) in devices {
+            guard let owner = d.owner, !alive(owner) else { continue }
+            for irq in d.vectors.keys where irqDevice[irq] == address { irqDevice[irq] = nil }
+            devices[address] = nil
+        }
+    }
+
+    private mutating func attach(_ irq: Int, to address: String) {
+        if let previous = irqDevice[irq], previous != address { devices[previous]?.vectors[irq] = nil }
+        irqDevice[irq] = address
+        if devices[address]?.vectors[irq] == nil {
+            devices[address, default: Device(address: address)].vectors[irq] = Vector(irq: irq)
+        }
+    }
+
+    private mutating func detach(_ irq: Int) {
+        guard let address = irqDevice.removeValue(forKey: irq) else { return }
+        devices[address]?.vectors[irq] = nil
+    }
+
+    private mutating func update(_ irq: Int, _ body: (inout Vector) -> Void) {
+        guard let address = irqDevice[irq], devices[address]?.vectors[irq] != nil else { return }
+        body(&devices[address]!.vectors[irq]!)
+    }
+
+    private mutating func modify(_ address: String, _ body: (inout Device) -> Void) {
+        body(&devices[address, default: Device(address: address)])
+    }
+
+    /// The PCI address in a VFIO irq name: "vfio-msix[3](0000:00:03.0)".
+    func vfioDevice(_ name: String) -> String? {
+        guard name.hasPrefix("vfio-"), let open = name.lastIndex(of: "("), name.hasSuffix(")") else { return nil }
+        return String(name[name.index(after: open)..<name.index(before: name.endIndex)])
+    }
+}
+
+/// Cumulative histogram of observations.
+public struct Histogram: Sendable, Equatable {
+    public let bounds: [Double]
+    public private(set) var counts: [UInt64]
+    public private(set) var sum: Double = 0
+    public private(set) var count: UInt64 = 0
+
+    public init(bounds: [Double]) {
+        self.bounds = bounds
+        counts = Array(repeating: 0, count: bounds.count)
+    }
+
+    public mutating func record(_ value: Double) {
+        for (i, b) in bounds.enumerated() where value <= b { counts[i] += 1 }
+        sum += value
+        count += 1
+    }
+}

@@ -1,0 +1,135 @@
+#!/bin/sh
+# Lab scenarios, run inside the guest (busybox sh). Everything under /results goes back to the
+# host, where Tests/LabTests compares irqscope's view with the kernel's own ground truth written
+# here: msi_irqs, /sys/kernel/irq/N/actions, /proc/interrupts and the VMM's log.
+set -u
+R=/results
+PORT=10341
+URL=http://127.0.0.1:$PORT
+
+log() { echo "lab: $*"; }
+
+# load MODULE: insmod it and its dependencies, in the order the host computed
+load() {
+    for ko in $(cat /lib/modules/deps/$1); do
+        insmod /lib/modules/$ko 2>/tmp/insmod.err || grep -q 'File exists' /tmp/insmod.err || { log "insmod $ko: $(cat /tmp/insmod.err)"; }
+    done
+}
+
+wait_for() { # wait_for SECONDS COMMAND...
+    n=$(($1 * 10)); shift
+    while [ $n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; n=$((n - 1)); done
+    return 1
+}
+
+start_irqscope() { # start_irqscope NAME [irqscope flags]
+    name=$1; shift
+    irqscope serve --web.listen-address=127.0.0.1:$PORT --record $R/$name.rec "$@" > $R/$name.serve.log 2>&1 &
+    IRQSCOPE_PID=$!
+    wait_for 120 wget -q -O /dev/null $URL/healthz || { log "irqscope did not start"; cat $R/$name.serve.log; return 1; }
+    irqscope doctor --json "$@" > $R/$name.doctor.json 2>$R/$name.doctor.err
+}
+
+scrape() { # scrape FILE: metrics, then promtool's verdict on them
+    wget -q -O $R/$1 $URL/metrics
+    promtool check metrics < $R/$1 > $R/$1.promtool 2>&1
+    echo "exit=$?" >> $R/$1.promtool
+}
+
+stop_irqscope() {
+    kill -TERM $IRQSCOPE_PID
+    wait $IRQSCOPE_PID
+    echo "exit=$?" >> $R/$1.serve.log
+}
+
+# truth NAME BDF...: per device, the irqs it holds (msi_irqs) and which have an action
+truth() {
+    out=$R/$1.truth
+    shift
+    : > $out
+    for bdf in "$@"; do
+        d=/sys/bus/pci/devices/$bdf
+        driver=$(basename "$(readlink $d/driver 2>/dev/null)" 2>/dev/null)
+        irqs=$(ls $d/msi_irqs 2>/dev/null | sort -n | tr '\n' ' ')
+        requested=""
+        for irq in $irqs; do
+            [ -n "$(cat /sys/kernel/irq/$irq/actions 2>/dev/null)" ] && requested="$requested $irq"
+        done
+        echo "device=$bdf driver=$driver allocated=$(echo $irqs | wc -w) requested=$(echo $requested | wc -w) irqs=$(echo $irqs | tr ' ' ,) requested_irqs=$(echo $requested | tr ' ' ,)" >> $out
+    done
+    cat /proc/interrupts > $R/$1.interrupts
+}
+
+netdev_up() { # bring up the netdevs of a PCI function (e1000e requests its irqs at open)
+    for n in /sys/bus/pci/devices/$1/net/* /sys/bus/pci/devices/$1/virtio*/net/*; do
+        [ -e "$n" ] && ip link set "$(basename $n)" up
+    done
+}
+
+NVME=0000:00:04.0 E1000E=0000:00:05.0 ALPHA=0000:00:06.0 BETA=0000:00:07.0 VIRTIONET=0000:00:08.0
+
+# Scenario 1 (and 4 with kprobes): host drivers allocate, request, and (nvme) free and reallocate.
+host_drivers() { # host_drivers NAME [irqscope flags]
+    name=$1; shift
+    for bdf in $ALPHA $BETA; do echo vfio-pci > /sys/bus/pci/devices/$bdf/driver_override; done
+    start_irqscope $name "$@" || return 1
+    load nvme
+    load e1000e
+    load virtio_net
+    netdev_up $E1000E
+    netdev_up $VIRTIONET
+    wait_for 60 grep -q live /sys/class/nvme/nvme0/state || log "nvme0 never went live"
+    sleep 2
+    truth $name $NVME $E1000E $VIRTIONET
+    scrape $name.metrics
+    stop_irqscope $name
+}
+
+# Scenario 2: a VMM enables every vector of an e1000e through VFIO, holds them, exits.
+vfio_one() {
+    load vfio-pci
+    start_irqscope vfio || return 1
+    vmm -name guest=alpha --device $ALPHA --bind --hold 120 > $R/vfio.vmm.log 2>&1 &
+    VMM=$!
+    wait_for 120 grep -q READY $R/vfio.vmm.log || { log "vmm never ready"; cat $R/vfio.vmm.log; }
+    sleep 1
+    truth vfio $ALPHA
+    scrape vfio.metrics
+    kill -USR1 $VMM
+    wait $VMM
+    echo "exit=$?" >> $R/vfio.vmm.log
+    sleep 1
+    truth vfio-after $ALPHA
+    scrape vfio-after.metrics
+    stop_irqscope vfio
+}
+
+# Scenario 3: on one CPU, a VMM enables vectors of a 400-vector nvme until the host runs out.
+exhaustion() {
+    load vfio-pci
+    start_irqscope exhaustion || return 1
+    vmm -name guest=hog --device $NVME --bind --vectors 400 --failures 3 --hold 120 > $R/exhaustion.vmm.log 2>&1 &
+    VMM=$!
+    wait_for 600 grep -q READY $R/exhaustion.vmm.log || { log "vmm never ready"; tail $R/exhaustion.vmm.log; }
+    sleep 1
+    truth exhaustion $NVME
+    scrape exhaustion.metrics
+    kill -USR1 $VMM
+    wait $VMM
+    echo "exit=$?" >> $R/exhaustion.vmm.log
+    stop_irqscope exhaustion
+}
+
+for scenario in $(echo "$1" | tr ',' ' '); do
+    log "scenario $scenario"
+    start=$(cut -d' ' -f1 /proc/uptime)
+    case "$scenario" in
+    doctor) irqscope doctor > $R/doctor.txt 2>&1; irqscope doctor --debug.libbpf > /dev/null 2> $R/doctor.libbpf.log ;;
+    hostdrivers) host_drivers hostdrivers ;;
+    hostdrivers-kprobe) host_drivers hostdrivers-kprobe --attach=kprobe,tp_btf ;;
+    vfio) vfio_one ;;
+    exhaustion) exhaustion ;;
+    *) log "unknown scenario $scenario" ;;
+    esac
+    echo "$scenario start=$start end=$(cut -d' ' -f1 /proc/uptime)" >> $R/timings
+done

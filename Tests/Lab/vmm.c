@@ -1,0 +1,188 @@
+/* vmm: drives a PCI device's MSI-X through VFIO the way QEMU does for a guest that enables
+ * its vectors one by one (hw/vfio/pci.c: vfio_msix_enable, vfio_msix_vector_do_use). A test
+ * program for the irqscope lab, not a VMM: there is no guest, only its interrupt requests.
+ *
+ *   vmm [-name guest=NAME] --device BDF [--bind] [--vectors N] [--failures K] [--hold SECONDS]
+ *
+ * --bind        bind the device to vfio-pci first (driver_override)
+ * --vectors N   vectors the "guest" enables (default: all the device has)
+ * --failures K  stop after K failed enables (default 1); the run still succeeds
+ * --hold S      after enabling, print READY and wait up to S seconds for SIGUSR1, then tear down
+ *
+ * One line per step on stdout, "key=value" fields, for the lab's checks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vfio.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+static int device_fd = -1;
+static volatile sig_atomic_t released;
+
+static void on_usr1(int sig) { (void)sig; released = 1; }
+
+static void die(const char *what)
+{
+    printf("error step=%s errno=%d (%s)\n", what, errno, strerror(errno));
+    fflush(stdout);
+    exit(2);
+}
+
+static void write_file(const char *path, const char *value)
+{
+    int fd = open(path, O_WRONLY);
+    if (fd < 0 || write(fd, value, strlen(value)) < 0) {
+        if (fd >= 0) close(fd);
+        if (errno != ENODEV && errno != ENOENT) die(path);
+        return;
+    }
+    close(fd);
+}
+
+static void bind_vfio(const char *bdf)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/driver_override", bdf);
+    write_file(path, "vfio-pci");
+    snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/driver/unbind", bdf);
+    if (access(path, F_OK) == 0) write_file(path, bdf);
+    write_file("/sys/bus/pci/drivers_probe", bdf);
+}
+
+static int open_device(const char *bdf)
+{
+    char path[256], link[256];
+    int container = open("/dev/vfio/vfio", O_RDWR);
+    if (container < 0) die("open /dev/vfio/vfio");
+    if (ioctl(container, VFIO_GET_API_VERSION) != VFIO_API_VERSION) die("api version");
+    if (!ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU)) die("type1v2");
+
+    snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/iommu_group", bdf);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n < 0) die("iommu_group");
+    link[n] = 0;
+    snprintf(path, sizeof path, "/dev/vfio/%s", strrchr(link, '/') + 1);
+    int group = open(path, O_RDWR);
+    if (group < 0) die("open group");
+    struct vfio_group_status status = {.argsz = sizeof status};
+    if (ioctl(group, VFIO_GROUP_GET_STATUS, &status) || !(status.flags & VFIO_GROUP_FLAGS_VIABLE)) die("group viable");
+    if (ioctl(group, VFIO_GROUP_SET_CONTAINER, &container)) die("set container");
+    if (ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU)) die("set iommu");
+    int fd = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, bdf);
+    if (fd < 0) die("get device fd");
+    return fd;
+}
+
+static struct vfio_irq_info irq_info(unsigned index)
+{
+    struct vfio_irq_info info = {.argsz = sizeof info, .index = index};
+    if (ioctl(device_fd, VFIO_DEVICE_GET_IRQ_INFO, &info)) die("get irq info");
+    return info;
+}
+
+/* VFIO_DEVICE_SET_IRQS; returns 0 or -errno. */
+static int set_irqs(unsigned index, unsigned flags, unsigned start, unsigned count, const int32_t *fds)
+{
+    size_t size = sizeof(struct vfio_irq_set) + (fds ? count * sizeof(int32_t) : 0);
+    struct vfio_irq_set *set = calloc(1, size);
+    set->argsz = size;
+    set->flags = flags;
+    set->index = index;
+    set->start = start;
+    set->count = count;
+    if (fds) memcpy(set->data, fds, count * sizeof(int32_t));
+    int ret = ioctl(device_fd, VFIO_DEVICE_SET_IRQS, set) ? -errno : 0;
+    free(set);
+    return ret;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    const char *bdf = NULL, *name = "";
+    int bind = 0, want = -1, max_failures = 1, hold = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-name") && i + 1 < argc) name = argv[++i];
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc) bdf = argv[++i];
+        else if (!strcmp(argv[i], "--bind")) bind = 1;
+        else if (!strcmp(argv[i], "--vectors") && i + 1 < argc) want = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--failures") && i + 1 < argc) max_failures = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--hold") && i + 1 < argc) hold = atoi(argv[++i]);
+        else { fprintf(stderr, "vmm: unknown argument %s\n", argv[i]); return 64; }
+    }
+    if (!bdf) { fprintf(stderr, "vmm: --device BDF is required\n"); return 64; }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGUSR1, on_usr1);
+
+    if (bind) bind_vfio(bdf);
+    device_fd = open_device(bdf);
+    struct vfio_irq_info msix = irq_info(VFIO_PCI_MSIX_IRQ_INDEX);
+    struct vfio_irq_info intx = irq_info(VFIO_PCI_INTX_IRQ_INDEX);
+    int noresize = !!(msix.flags & VFIO_IRQ_INFO_NORESIZE);
+    if (want < 0 || want > (int)msix.count) want = msix.count;
+    printf("info pid=%d name=%s device=%s msix_count=%u noresize=%d intx=%u vectors=%d\n",
+           getpid(), name, bdf, msix.count, noresize, intx.count, want);
+
+    /* realize: INTx with an eventfd, as QEMU does for a device with an INTx pin */
+    int intx_fd = eventfd(0, EFD_CLOEXEC);
+    if (intx.count) printf("step action=intx_enable ret=%d\n",
+                           set_irqs(VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 1, &intx_fd));
+
+    /* the guest sets MSI-X ENABLE|MASKALL: INTx off, MSI-X on with no vector in use */
+    const unsigned trigger = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    const unsigned disable = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+    if (intx.count) printf("step action=intx_disable ret=%d\n", set_irqs(VFIO_PCI_INTX_IRQ_INDEX, disable, 0, 0, NULL));
+    int32_t none = -1;
+    printf("step action=enable_no_vec ret=%d\n", set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trigger, 0, 1, &none));
+
+    /* the guest unmasks its vectors one by one */
+    int32_t *fds = calloc(want > 0 ? want : 1, sizeof(int32_t));
+    int enabled = 0, failures = 0, cycles = 0, adds = 0;
+    double off = 0;
+    for (int i = 0; i < want && failures < max_failures; i++) {
+        fds[i] = eventfd(0, EFD_CLOEXEC);
+        int ret;
+        if (noresize) {
+            /* resize by disable + re-enable: the lossy path */
+            double t0 = now();
+            int r1 = set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, disable, 0, 0, NULL);
+            ret = set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trigger, 0, i + 1, fds);
+            off += now() - t0;
+            cycles++;
+            printf("step action=reenable vector=%d count=%d disable_ret=%d ret=%d\n", i, i + 1, r1, ret);
+        } else {
+            ret = set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trigger, i, 1, &fds[i]);
+            if (i > 0) adds++;
+            printf("step action=%s vector=%d ret=%d\n", i == 0 ? "use" : "add", i, ret);
+        }
+        if (ret) {
+            failures++;
+            printf("failure vector=%d errno=%d name=%s\n", i, -ret, strerror(-ret));
+            if (!noresize) close(fds[i]), fds[i] = -1;
+        } else {
+            enabled = i + 1;
+        }
+    }
+    printf("summary vectors=%d failures=%d cycles=%d dynamic_adds=%d noresize=%d seconds_off=%.6f\n",
+           enabled, failures, cycles, adds, noresize, off);
+
+    if (hold) {
+        printf("READY\n");
+        for (int s = 0; s < hold * 10 && !released; s++) usleep(100000);
+    }
+    printf("step action=teardown ret=%d\n", set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, disable, 0, 0, NULL));
+    return 0;
+}
