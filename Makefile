@@ -3,11 +3,13 @@
 #   make test    installs what is missing, builds, and runs the whole test suite
 SHELL := /bin/bash
 PORT_ADDRESS ?= :10341
-DEBIAN_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool prometheus curl util-linux
+DEBIAN_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool prometheus curl util-linux \
+	qemu-system-x86 busybox-static cpio kmod xz-utils gcc libc6-dev linux-libc-dev
+LAB_RESULTS ?= .lab/results
 RELEASE_FLAGS := -c release --static-swift-stdlib
 RELEASE_ENV := IRQSCOPE_STATIC_LIBBPF=1
 
-.PHONY: deps build release serve test unit-test host-test bench clean
+.PHONY: deps build release serve test lab fixtures bench clean
 
 # Installs only what is missing, so a prepared machine pays nothing.
 deps:
@@ -30,8 +32,21 @@ release: deps
 serve: release
 	exec .build/release/irqscope serve --web.listen-address=$(PORT_ADDRESS)
 
-test: release build
+test: release build lab
 	swift test
+
+# The kernel lab: Debian's 6.1 and 6.12 kernels under QEMU (downloaded and cached in
+# /var/cache/irqscope-lab), every scenario; Tests/LabTests checks the results.
+lab: release
+	rm -rf $(LAB_RESULTS)
+	Tests/Lab/run-lab.sh $(LAB_RESULTS)
+
+# Keeps the recordings and ground truth of the last lab run as replay fixtures for UnitTests.
+fixtures:
+	rm -rf Tests/Fixtures/lab
+	cd $(LAB_RESULTS) && find . \( -name '*.rec' -o -name '*.truth' -o -name '*.vmm.log' -o -name '*.metrics' \
+		-o -name '*.promtool' -o -name '*.doctor.json' -o -name timings \) -exec install -D -m 644 {} $(CURDIR)/Tests/Fixtures/lab/{} \;
+	gzip -9 Tests/Fixtures/lab/*/*/*.rec
 
 bench: release
 	.build/release/irqscope-bench

@@ -64,13 +64,17 @@ let package = Package(
             path: "Sources/Bench"
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "LabChecks", dependencies: ["IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "TestSupport"],
+                path: "Tests/LabChecks"),
         // Pure Swift: runs on any machine, no BPF.
         .testTarget(
             name: "UnitTests",
             dependencies: ["IrqscopeABI", "IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer",
-                           "IrqscopeKernel", "TestSupport"],
+                           "IrqscopeKernel", "TestSupport", "LabChecks"],
             path: "Tests/UnitTests"
         ),
+        // Debian 6.1 and 6.12 under QEMU: the results of Tests/Lab/run-lab.sh.
+        .testTarget(name: "LabTests", dependencies: ["LabChecks", "TestSupport"], path: "Tests/LabTests"),
         // The real kernel: root and BPF. Runs the built irqscope binary.
         .testTarget(
             name: "HostTests",

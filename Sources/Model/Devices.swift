@@ -58,6 +58,12 @@ public struct Devices: Sendable {
 
     public func device(ofIRQ irq: Int) -> String? { irqDevice[irq] }
 
+    /// The VMM the event concerns, if its device (or irq) belongs to one.
+    public func owner(of e: Event) -> UInt32? {
+        guard let address = e.device ?? e.irq.flatMap({ irqDevice[Int($0)] }) else { return nil }
+        return devices[address]?.owner
+    }
+
     public mutating func apply(_ e: Event) {
         switch e.kind {
         case .irqAlloc(let count, let index):
@@ -129,6 +135,8 @@ public struct Devices: Sendable {
         case .msixDisable:
             guard let address = e.device else { return }
             modify(address) { d in
+                // nested hooks (pci_free_irq_vectors -> pci_disable_msix) report one disable twice
+                if !d.msixEnabled && d.disabledAt != nil { return }
                 d.msixEnabled = false
                 d.disabledAt = e.timeNs
                 d.disabledWithLiveVectors = d.requestedSinceEnable
@@ -178,9 +186,10 @@ public struct Devices: Sendable {
         body(&devices[address, default: Device(address: address)])
     }
 
-    /// The PCI address in a VFIO irq name: "vfio-msix[3](0000:00:03.0)".
+    /// The PCI address in a VFIO MSI/MSI-X irq name: "vfio-msix[3](0000:00:03.0)" (not INTx,
+    /// which is a line, not a vector).
     func vfioDevice(_ name: String) -> String? {
-        guard name.hasPrefix("vfio-"), let open = name.lastIndex(of: "("), name.hasSuffix(")") else { return nil }
+        guard name.hasPrefix("vfio-msi"), let open = name.lastIndex(of: "("), name.hasSuffix(")") else { return nil }
         return String(name[name.index(after: open)..<name.index(before: name.endIndex)])
     }
 }

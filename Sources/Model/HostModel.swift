@@ -17,7 +17,7 @@ public struct HostModel: Sendable {
 
     public mutating func apply(_ event: Event) {
         eventsReceived += 1
-        if case .matrix(let update) = event.kind { vectors.apply(update) }
+        vectors.apply(event)
         devices.apply(event)
     }
 
@@ -40,6 +40,9 @@ public struct HostModel: Sendable {
         case "device":
             guard let address = a["address"] else { return }
             note(driver: a["driver"], of: address)
+        case "exit":
+            guard let tgid = a["tgid"].flatMap(UInt32.init) else { return }
+            processExited(tgid)
         default:
             break
         }
@@ -50,9 +53,15 @@ public struct HostModel: Sendable {
         delivery.update(kernel: snapshot.irqs, irqs: irqs)
     }
 
-    /// Drops what belonged to processes that have exited: no stale series, bounded memory.
-    public mutating func retainProcesses(_ alive: (UInt32) -> Bool) {
-        devices.retainOwners(alive)
-        processes = processes.filter { alive($0.key) }
+    /// Processes that own devices now.
+    public var owners: Set<UInt32> { Set(devices.devices.values.compactMap(\.owner)) }
+
+    /// Every process the model holds state for: owners, and processes it has named.
+    public var trackedProcesses: Set<UInt32> { owners.union(processes.keys) }
+
+    /// Drops what belonged to a process that has exited: no stale series, bounded memory.
+    public mutating func processExited(_ tgid: UInt32) {
+        devices.retainOwners { $0 != tgid }
+        processes[tgid] = nil
     }
 }

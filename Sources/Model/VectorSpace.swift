@@ -13,8 +13,28 @@ public struct VectorSpace: Sendable, Equatable {
 
     public private(set) var global: Global?
     public private(set) var cpus: [UInt32: MatrixUpdate.PerCPU] = [:]
+    /// Reservations and allocations the vector domain refused, by step and errno.
+    public private(set) var failures: [Failure: UInt64] = [:]
+
+    public struct Failure: Hashable, Sendable {
+        public var step: String
+        public var errno: Int32
+    }
 
     public init() {}
+
+    public mutating func apply(_ event: Event) {
+        switch event.kind {
+        case .matrix(let update):
+            apply(update)
+        case .vectorAlloc where event.result < 0:
+            failures[Failure(step: "alloc", errno: Int32(-event.result)), default: 0] += 1
+        case .vectorReserve where event.result < 0:
+            failures[Failure(step: "reserve", errno: Int32(-event.result)), default: 0] += 1
+        default:
+            break
+        }
+    }
 
     public mutating func apply(_ update: MatrixUpdate) {
         global = Global(onlineCPUs: update.onlineMaps, available: update.globalAvailable,

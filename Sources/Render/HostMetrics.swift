@@ -20,7 +20,7 @@ public enum HostMetrics {
         var out: [MetricFamily] = []
         out += delivery(model)
         out += vectorSpace(model.vectors)
-        out += devices(model)
+        out += deviceFamilies(model)
         out += probes(report)
         out += selfMetrics(model, build: build, scrapeSeconds: scrapeSeconds)
         return out
@@ -57,7 +57,12 @@ public enum HostMetrics {
             allocated.add(labels, Double(c.allocated))
             managed.add(labels, Double(c.managed))
         }
-        var out = [available, allocated, managed]
+        var failures = MetricFamily("irqscope_vector_space_failures", .counter,
+            help: "CPU vector reservations (step=reserve) and allocations (step=alloc) the x86 vector domain refused, by errno: ENOSPC means the vector space ran out.")
+        for (f, n) in space.failures.sorted(by: { ($0.key.step, $0.key.errno) < ($1.key.step, $1.key.errno) }) {
+            failures.add([("step", f.step), ("errno", Errno.name(f.errno))], Double(n))
+        }
+        var out = [available, allocated, managed, failures]
         if let g = space.global {
             out.append(MetricFamily("irqscope_vector_space_available", .gauge,
                 help: "Free CPU vectors across online CPUs (irq_matrix global_available).",
@@ -75,7 +80,8 @@ public enum HostMetrics {
         return out
     }
 
-    static func devices(_ model: HostModel) -> [MetricFamily] {
+    /// Per device and guest: what a recording alone determines.
+    public static func deviceFamilies(_ model: HostModel) -> [MetricFamily] {
         var vectors = MetricFamily("irqscope_msix_vectors", .gauge,
             help: "MSI-X vectors per device: allocated (the device holds an irq), requested (request_irq took a CPU vector), posted (delivered straight to a vCPU). guest is the VMM driving the device through VFIO, empty for host drivers.")
         var irtes = MetricFamily("irqscope_irte_entries", .gauge,

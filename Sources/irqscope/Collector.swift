@@ -15,6 +15,7 @@ final class Collector: Sendable {
     struct State {
         var model = HostModel()
         var recorder: RecordingWriter?
+        var scrapes = 0
 
         /// Names what the event introduces: the VMM behind a VFIO device, the driver of a device.
         /// Read once from /proc and sysfs here, and kept in the recording for replay elsewhere.
@@ -76,7 +77,12 @@ final class Collector: Sendable {
         return try state.withLock { s in
             let snapshot = try session.readDelivery()
             s.model.update(snapshot, irqs: SysfsIRQs.read())
-            s.model.retainProcesses { resolver.alive($0) }
+            for tgid in s.model.trackedProcesses.sorted() where !resolver.alive(tgid) {
+                s.model.processExited(tgid)
+                s.recorder?.annotate([("type", "exit"), ("tgid", String(tgid))])
+            }
+            s.scrapes += 1
+            s.recorder?.annotate([("type", "scrape"), ("seq", String(s.scrapes))])
             s.recorder?.flush()
             let elapsed = ContinuousClock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18

@@ -7,7 +7,7 @@ struct Irqscope: AsyncParsableCommand {
         commandName: "irqscope",
         abstract: "What really happens to interrupts on a hypervisor: MSI-X vectors, IRTEs and CPU vectors per guest.",
         version: BuildInfo.version,
-        subcommands: [Serve.self, Doctor.self]
+        subcommands: [Serve.self, Doctor.self, Replay.self]
     )
 
     /// Every failure ends as one line naming the problem and a non-zero exit; ArgumentParser's

@@ -30,7 +30,7 @@ boot() {
         -device intel-iommu,intremap=on,caching-mode=on \
         "$@" -kernel "$vmlinuz" -initrd "$initrd" \
         -append "console=ttyS0 quiet panic=-1 intel_iommu=on lab.scenario=$scenarios" \
-        > "$dir/console.log" 2>&1 || echo "lab: qemu exited $? ($kernel/$name)" >> "$dir/console.log"
+        < /dev/null > "$dir/console.log" 2>&1 || echo "lab: qemu exited $? ($kernel/$name)" >> "$dir/console.log"
     sed -n '/=== LAB RESULTS BEGIN ===/,/=== LAB RESULTS END ===/p' "$dir/console.log" | sed '1d;$d' | tr -d '\r' \
         | base64 -d 2>/dev/null | tar -x -C "$dir" 2>/dev/null || true
     echo "$((SECONDS - start))" > "$dir/boot-seconds"

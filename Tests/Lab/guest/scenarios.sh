@@ -44,7 +44,8 @@ stop_irqscope() {
 
 # truth NAME BDF...: per device, the irqs it holds (msi_irqs) and which have an action
 truth() {
-    out=$R/$1.truth
+    name=$1
+    out=$R/$name.truth
     shift
     : > $out
     for bdf in "$@"; do
@@ -57,7 +58,7 @@ truth() {
         done
         echo "device=$bdf driver=$driver allocated=$(echo $irqs | wc -w) requested=$(echo $requested | wc -w) irqs=$(echo $irqs | tr ' ' ,) requested_irqs=$(echo $requested | tr ' ' ,)" >> $out
     done
-    cat /proc/interrupts > $R/$1.interrupts
+    cat /proc/interrupts > $R/$name.interrupts
 }
 
 netdev_up() { # bring up the netdevs of a PCI function (e1000e requests its irqs at open)
@@ -108,7 +109,7 @@ vfio_one() {
 exhaustion() {
     load vfio-pci
     start_irqscope exhaustion || return 1
-    vmm -name guest=hog --device $NVME --bind --vectors 400 --failures 3 --hold 120 > $R/exhaustion.vmm.log 2>&1 &
+    vmm -name guest=hog --device $NVME --bind --vectors 400 --failures 3 --batches --hold 120 > $R/exhaustion.vmm.log 2>&1 &
     VMM=$!
     wait_for 600 grep -q READY $R/exhaustion.vmm.log || { log "vmm never ready"; tail $R/exhaustion.vmm.log; }
     sleep 1

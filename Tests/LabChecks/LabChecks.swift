@@ -1,0 +1,261 @@
+import Foundation
+import IrqscopeDecode
+import IrqscopeModel
+import IrqscopeRender
+import Testing
+import TestSupport
+
+/// The lab's checks, run on the results of a lab boot (Tests/LabTests) and on the fixtures kept
+/// from one (Tests/UnitTests). Ground truth is what the kernel said in the guest (msi_irqs,
+/// irq actions) and what the VMM program knows it did; irqscope's side is the metrics it served
+/// live and the recording it made, replayed here.
+public enum LabChecks {
+    // MARK: - Scenario 1 and 4: host drivers
+
+    /// Per device, irqscope's allocated/requested vectors and IRTEs equal the kernel's; nvme's
+    /// free-and-reallocate cycle is seen; with `kprobes`, every function hook ran as a kprobe.
+    public static func hostDrivers(_ dir: String, name: String, kprobes: Bool) throws {
+        let truth = try Truth.read(dir + "/\(name).truth")
+        let live = try parseExposition(String(contentsOfFile: dir + "/\(name).metrics", encoding: .utf8))
+        #expect(truth.count == 3, "expected nvme, e1000e and virtio-net in \(dir)")
+        for d in truth {
+            #expect(d.allocated > 0, "\(d.device) (\(d.driver)) holds no vectors: the scenario did not run")
+            let labels = ["device": d.device]
+            #expect(live.value("irqscope_msix_vectors", labels.merging(["state": "allocated"]) { $1 }) == Double(d.allocated),
+                    "\(name) \(d.device) \(d.driver): allocated vectors")
+            #expect(live.value("irqscope_msix_vectors", labels.merging(["state": "requested"]) { $1 }) == Double(d.requested),
+                    "\(name) \(d.device) \(d.driver): requested vectors")
+            #expect(live.value("irqscope_irte_entries", labels) == Double(d.allocated), "\(name) \(d.device): IRTEs")
+            #expect(live.values("irqscope_msix_vectors", where: labels).first?.labels["driver"] == d.driver)
+            #expect(live.values("irqscope_msix_vectors", where: labels).first?.labels["guest"] == "")
+        }
+        let (model, events) = try replay(dir + "/\(name).rec")
+        let nvme = try #require(truth.first { $0.driver == "nvme" })
+        let cycles = model.devices.devices[nvme.device]?.cycles ?? 0
+        #expect(cycles >= 1, "nvme's free-and-reallocate cycle not seen")
+        let nvmeEvents = events.filter { $0.device == nvme.device }.map(\.kind.name)
+        let disable = nvmeEvents.firstIndex(of: "msix_disable")
+        #expect(disable != nil && nvmeEvents[(disable ?? 0)...].contains("msix_enable"), "nvme: no disable followed by enable")
+        try promtoolPassed(dir + "/\(name).metrics.promtool")
+        try replayMatchesLive(dir, name: name, scrapes: ["\(name).metrics"])
+        if kprobes { try attachedOnlyWith(dir + "/\(name).doctor.json", mechanisms: ["kprobe", "kretprobe", "tp_btf"]) }
+    }
+
+    // MARK: - Scenario 2: one guest through VFIO
+
+    public static func vfio(_ dir: String) throws {
+        let vmm = try VMMLog.read(dir + "/vfio.vmm.log")
+        let n = vmm.vectors
+        #expect(n == vmm.msixCount && n > 1, "the VMM enabled \(n) of \(vmm.msixCount) vectors")
+        #expect(vmm.failures == 0)
+        let truth = try #require(try Truth.read(dir + "/vfio.truth").first)
+        #expect(truth.allocated == n && truth.requested == n, "kernel: \(truth)")
+        let live = try parseExposition(String(contentsOfFile: dir + "/vfio.metrics", encoding: .utf8))
+        let labels = ["device": truth.device, "guest": "alpha"]
+        #expect(live.value("irqscope_msix_vectors", labels.merging(["state": "allocated"]) { $1 }) == Double(n))
+        #expect(live.value("irqscope_msix_vectors", labels.merging(["state": "requested"]) { $1 }) == Double(n))
+        #expect(live.value("irqscope_irte_entries", labels) == Double(n))
+        #expect(live.value("irqscope_guest_info", ["guest": "alpha", "pid": String(vmm.pid), "source": "qemu-name"]) == 1)
+
+        // while the VMM held its vectors (first scrape), and over the whole run
+        let (held, _) = try replay(dir + "/vfio.rec", untilScrape: 1)
+        let (_, events) = try replay(dir + "/vfio.rec")
+        let mine = events.filter { $0.tgid == vmm.pid }
+        let device = held.devices.devices[truth.device]
+        if vmm.noresize {
+            // NORESIZE (6.1): every new vector is a disable and a re-enable of the whole table
+            #expect(device?.cycles == UInt64(n), "disable/re-enable cycles")
+            #expect(device?.grows[.reenable] == UInt64(n - 1))
+            #expect(device?.grows[.dynamic] == nil)
+            #expect(live.value("irqscope_msix_disabled_windows_total", labels) == Double(n - 1))
+            #expect(live.value("irqscope_msix_grows_total", labels.merging(["mode": "reenable"]) { $1 }) == Double(n - 1))
+        } else {
+            // dynamic MSI-X (6.12): vectors 1..N-1 added one by one, MSI-X never switched off
+            #expect(device?.grows[.dynamic] == UInt64(n - 1), "dynamic adds")
+            #expect(device?.grows[.reenable] == nil)
+            #expect(device?.cycles == 0)
+            let lastAdd = mine.lastIndex { $0.kind.name == "msix_add" } ?? 0
+            #expect(!mine[..<lastAdd].contains { $0.kind == .msixDisable }, "MSI-X was disabled during dynamic growth")
+            #expect(live.value("irqscope_msix_grows_total", labels.merging(["mode": "dynamic"]) { $1 }) == Double(n - 1))
+        }
+        // each IRTE is allocated before the request_irq of its vector, in the VMM's own context
+        var irte: Set<Int32> = []
+        var requests = 0
+        for e in mine {
+            switch e.kind {
+            case .irteAlloc(let count, _) where e.result == 0:
+                for k in 0..<Int32(count) { irte.insert(e.irq! + k) }
+            case .irteFree(let count):
+                for k in 0..<Int32(count) { irte.remove(e.irq! + k) }
+            case .requestIRQ(let name, _) where name.hasPrefix("vfio-msix") && e.result == 0:
+                requests += 1
+                #expect(irte.contains(e.irq!), "request_irq(\(e.irq!)) before its IRTE was allocated")
+            default: break
+            }
+        }
+        #expect(requests == (vmm.noresize ? n * (n + 1) / 2 : n), "request_irq calls")
+        // everything released at the end: every irq, request and IRTE the VMM took was given back
+        var irqs: Set<Int32> = [], requested: Set<Int32> = []
+        irte = []
+        for e in mine {
+            switch e.kind {
+            case .irqAlloc(let count, _) where e.result == 0: for k in 0..<Int32(count) { irqs.insert(e.irq! + k) }
+            case .irqFree(let count): for k in 0..<Int32(count) { irqs.remove(e.irq! + k) }
+            case .irteAlloc(let count, _) where e.result == 0: for k in 0..<Int32(count) { irte.insert(e.irq! + k) }
+            case .irteFree(let count): for k in 0..<Int32(count) { irte.remove(e.irq! + k) }
+            case .requestIRQ(let name, _) where name.hasPrefix("vfio-msix") && e.result == 0: requested.insert(e.irq!)
+            case .freeIRQ(let name) where name.hasPrefix("vfio-msix"): requested.remove(e.irq!)
+            default: break
+            }
+        }
+        #expect(irqs.isEmpty && requested.isEmpty && irte.isEmpty,
+                "left after exit: irqs \(irqs.sorted()), requested \(requested.sorted()), IRTEs \(irte.sorted())")
+        let after = try parseExposition(String(contentsOfFile: dir + "/vfio-after.metrics", encoding: .utf8))
+        #expect(after.values("irqscope_msix_vectors", where: ["guest": "alpha"]).isEmpty, "stale series after exit")
+        #expect(try Truth.read(dir + "/vfio-after.truth").first?.allocated == 0)
+        try promtoolPassed(dir + "/vfio.metrics.promtool")
+        try replayMatchesLive(dir, name: "vfio", scrapes: ["vfio.metrics", "vfio-after.metrics"])
+    }
+
+    // MARK: - Scenario 3: host vector exhaustion
+
+    public static func exhaustion(_ dir: String) throws {
+        let vmm = try VMMLog.read(dir + "/exhaustion.vmm.log")
+        #expect(vmm.failures > 0, "the host never ran out (\(vmm.vectors) vectors enabled)")
+        let live = try parseExposition(String(contentsOfFile: dir + "/exhaustion.metrics", encoding: .utf8))
+        let truth = try #require(try Truth.read(dir + "/exhaustion.truth").first)
+        for (errno, count) in vmm.failureErrnos {
+            #expect(live.value("irqscope_request_irq_failures_total",
+                               ["guest": "hog", "device": truth.device, "errno": Errno.name(Int32(errno))]) == Double(count),
+                    "\(count) failures with \(Errno.name(Int32(errno))) by the VMM")
+        }
+        #expect(live.value("irqscope_msix_vectors", ["guest": "hog", "state": "requested"]) == Double(truth.requested))
+        // one CPU: its vector space is what ran out, and the vector domain said so
+        let refused = live.values("irqscope_vector_space_failures_total", where: ["errno": "ENOSPC"]).map(\.value).reduce(0, +)
+        #expect(refused >= Double(vmm.failures), "vector domain refusals \(refused) < VMM failures \(vmm.failures)")
+        if !vmm.noresize {
+            // dynamic MSI-X keeps the vectors it got: the CPU is still full when we look
+            #expect(live.value("irqscope_cpu_vectors_available", ["cpu": "0"]) == 0, "CPU 0 still has free vectors")
+            #expect(live.value("irqscope_vector_space_available") == 0)
+        }
+        try promtoolPassed(dir + "/exhaustion.metrics.promtool")
+        try replayMatchesLive(dir, name: "exhaustion", scrapes: ["exhaustion.metrics"])
+    }
+
+    // MARK: - Shared
+
+    /// Replaying the recording up to each scrape yields the device and guest metrics served live.
+    public static func replayMatchesLive(_ dir: String, name: String, scrapes: [String]) throws {
+        for (i, file) in scrapes.enumerated() {
+            let (model, _) = try replay(dir + "/\(name).rec", untilScrape: i + 1)
+            let replayed = try parseExposition(render(HostMetrics.deviceFamilies(model), format: .prometheusText))
+            let live = try parseExposition(String(contentsOfFile: dir + "/\(file)", encoding: .utf8))
+            let families = Set(replayed.types.keys)
+            func key(_ s: Sample) -> String { s.name + s.labels.sorted { $0.key < $1.key }.description }
+            let fromLive = live.samples.filter { s in families.contains { s.name == $0 || s.name.hasPrefix($0 + "_") } }
+            #expect(Dictionary(uniqueKeysWithValues: replayed.samples.map { (key($0), $0.value) })
+                    == Dictionary(uniqueKeysWithValues: fromLive.map { (key($0), $0.value) }),
+                    "replay of \(name).rec to scrape \(i + 1) differs from \(file)")
+        }
+    }
+
+    /// A copy of a fixture directory with its gzipped recordings inflated (fixtures are kept
+    /// compressed: a recording is mostly zero padding).
+    public static func unpack(_ fixture: String) throws -> String {
+        let dir = NSTemporaryDirectory() + "irqscope-fixture-\(UUID().uuidString)"
+        try FileManager.default.copyItem(atPath: fixture, toPath: dir)
+        for file in try FileManager.default.contentsOfDirectory(atPath: dir) where file.hasSuffix(".rec.gz") {
+            let r = try run(["gzip", "-d", dir + "/" + file])
+            #expect(r.status == 0, "gzip -d \(file): \(r.stderr)")
+        }
+        return dir
+    }
+
+    public static func replay(_ path: String, untilScrape mark: Int? = nil) throws -> (HostModel, [Event]) {
+        var model = HostModel()
+        var events: [Event] = []
+        for entry in try Recording.read(path: path) {
+            switch entry {
+            case .event(let e):
+                model.apply(e)
+                events.append(e)
+            case .annotation(let a):
+                if a["type"] == "scrape", let mark, a["seq"] == String(mark) { return (model, events) }
+                model.apply(annotation: a)
+            }
+        }
+        if let mark { throw ExpositionError(description: "\(path) has no scrape mark \(mark)") }
+        return (model, events)
+    }
+
+    static func promtoolPassed(_ path: String) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.hasSuffix("exit=0\n"), "promtool check metrics in the guest: \(text)")
+    }
+
+    static func attachedOnlyWith(_ doctorJSON: String, mechanisms: Set<String>) throws {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: doctorJSON))) as? [String: Any] ?? [:]
+        var attached = 0
+        for f in json["families"] as? [[String: Any]] ?? [] {
+            for h in f["hooks"] as? [[String: Any]] ?? [] where h["state"] as? String == "attached" {
+                attached += 1
+                #expect(mechanisms.contains(h["mechanism"] as? String ?? ""), "\(h["name"] ?? "?") attached with \(h["mechanism"] ?? "?")")
+            }
+        }
+        #expect(attached > 20)
+    }
+}
+
+/// One line per device of a guest `truth` file: what the kernel said.
+public struct Truth: Sendable, CustomStringConvertible {
+    public var device: String
+    public var driver: String
+    public var allocated: Int
+    public var requested: Int
+    public var description: String { "\(device) \(driver) allocated=\(allocated) requested=\(requested)" }
+
+    public static func read(_ path: String) throws -> [Truth] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { line in
+            let f = fields(line)
+            return Truth(device: f["device"] ?? "", driver: f["driver"] ?? "",
+                         allocated: Int(f["allocated"] ?? "") ?? -1, requested: Int(f["requested"] ?? "") ?? -1)
+        }
+    }
+}
+
+/// What the VMM test program says it did.
+public struct VMMLog: Sendable {
+    public var pid = 0
+    public var msixCount = 0
+    public var noresize = false
+    public var vectors = 0
+    public var failures = 0
+    public var failureErrnos: [Int: Int] = [:]
+
+    public static func read(_ path: String) throws -> VMMLog {
+        var log = VMMLog()
+        for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") {
+            let f = fields(line)
+            if line.hasPrefix("info ") {
+                log.pid = Int(f["pid"] ?? "") ?? 0
+                log.msixCount = Int(f["msix_count"] ?? "") ?? 0
+                log.noresize = f["noresize"] == "1"
+            } else if line.hasPrefix("summary ") {
+                log.vectors = Int(f["vectors"] ?? "") ?? -1
+                log.failures = Int(f["failures"] ?? "") ?? -1
+            } else if line.hasPrefix("failure "), let errno = Int(f["errno"] ?? "") {
+                log.failureErrnos[errno, default: 0] += 1
+            }
+        }
+        return log
+    }
+}
+
+func fields(_ line: Substring) -> [String: String] {
+    var out: [String: String] = [:]
+    for token in line.split(separator: " ") {
+        guard let eq = token.firstIndex(of: "=") else { continue }
+        out[String(token[..<eq])] = String(token[token.index(after: eq)...])
+    }
+    return out
+}

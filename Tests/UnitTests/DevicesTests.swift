@@ -1,0 +1,106 @@
+import IrqscopeDecode
+import Testing
+@testable import IrqscopeModel
+
+/// Event sequences written after what the lab recorded on Debian 6.1 (NORESIZE) and 6.12.
+@Suite struct DevicesTests {
+    let dev = "0000:00:06.0"
+    var t: UInt64 = 1_000_000
+
+    mutating func e(_ kind: Event.Kind, irq: Int32? = nil, result: Int64 = 0, device: String? = nil, tgid: UInt32 = 700) -> Event {
+        t += 1000
+        return Event(timeNs: t, result: result, tgid: tgid, pid: tgid, irq: irq, comm: "vmm", device: device, kind: kind)
+    }
+
+    /// msi_domain_alloc + IRTE for each vector of a bulk enable of `n`, starting at irq `base`.
+    mutating func enable(_ n: Int, base: Int32) -> [Event] {
+        var out: [Event] = []
+        for k in 0..<Int32(n) {
+            out.append(e(.irteAlloc(count: 1, msiIndex: UInt32(k)), irq: base + k, device: dev))
+            out.append(e(.irqAlloc(count: 1, msiIndex: UInt32(k)), irq: base + k, device: dev))
+        }
+        out.append(e(.msixEnable(minVectors: 1, maxVectors: Int32(n), flags: 4), result: Int64(n), device: dev))
+        return out
+    }
+
+    mutating func request(_ irq: Int32, _ index: Int, result: Int64 = 0) -> Event {
+        e(.requestIRQ(name: "vfio-msix[\(index)](\(dev))", flags: 0), irq: irq, result: result)
+    }
+
+    mutating func disableAll(_ requested: [Int32], allocated: [Int32]) -> [Event] {
+        var out = requested.map { e(.freeIRQ(name: "x"), irq: $0) }
+        out.append(e(.msixDisable, device: dev))
+        out.append(e(.msixDisable, device: dev)) // pci_free_irq_vectors -> pci_disable_msix, both hooked
+        for irq in allocated {
+            out.append(e(.irqFree(count: 1), irq: irq))
+            out.append(e(.irteFree(count: 1), irq: irq))
+        }
+        return out
+    }
+
+    @Test mutating func noresizeGrowthIsDisableAndReenable() {
+        var d = Devices()
+        let n = 4
+        for ev in enable(1, base: 40) { d.apply(ev) }                          // enable with fd=-1: no request
+        for i in 0..<n {
+            let live = (0..<Int32(i)).map { 40 + $0 }
+            let held = (0..<Int32(max(i, 1))).map { 40 + $0 }
+            for ev in disableAll(live, allocated: held) { d.apply(ev) }
+            for ev in enable(i + 1, base: 40) { d.apply(ev) }
+            for k in 0...i { d.apply(request(40 + Int32(k), k)) }
+        }
+        let device = d.devices[dev]!
+        #expect(device.owner == 700)
+        #expect(device.cycles == UInt64(n))
+        #expect(device.grows[.reenable] == UInt64(n - 1))
+        #expect(device.grows[.dynamic] == nil)
+        #expect(device.windows.count == UInt64(n - 1), "the first cycle had no live vector")
+        #expect(device.vectors.count == n && device.requested == n && device.irtes == n)
+    }
+
+    @Test mutating func dynamicGrowthAddsWithoutDisabling() {
+        var d = Devices()
+        for ev in enable(1, base: 50) { d.apply(ev) }
+        d.apply(request(50, 0))
+        for k in 1..<5 {
+            d.apply(e(.irteAlloc(count: 1, msiIndex: UInt32(k)), irq: 50 + Int32(k), device: dev))
+            d.apply(e(.irqAlloc(count: 1, msiIndex: UInt32(k)), irq: 50 + Int32(k), device: dev))
+            d.apply(e(.msixAdd(indexRequested: UInt32(k), indexAllocated: Int32(k)), irq: 50 + Int32(k), result: Int64(50 + k), device: dev))
+            d.apply(request(50 + Int32(k), k))
+        }
+        let device = d.devices[dev]!
+        #expect(device.grows[.dynamic] == 4 && device.grows[.reenable] == nil && device.cycles == 0)
+        #expect(device.vectors.count == 5 && device.requested == 5 && device.irtes == 5)
+        #expect(device.vectors[53]?.msiIndex == 3)
+    }
+
+    @Test mutating func intxIsALineNotAVector() {
+        var d = Devices()
+        d.apply(e(.vfioSetIRQs(VFIOSetIRQs(flags: 0x24, index: 0, start: 0, count: 1)), result: 0, device: dev))
+        d.apply(e(.requestIRQ(name: "vfio-intx(\(dev))", flags: 0), irq: 11))
+        #expect(d.devices[dev]?.vectors.isEmpty ?? true)
+    }
+
+    @Test mutating func failedRequestsCountByErrnoAgainstTheDevice() {
+        var d = Devices()
+        for ev in enable(2, base: 60) { d.apply(ev) }
+        d.apply(request(60, 0))
+        d.apply(request(61, 1, result: -28))
+        d.apply(request(61, 1, result: -28))
+        #expect(d.devices[dev]?.requestFailures == [28: 2])
+        #expect(d.devices[dev]?.requested == 1)
+    }
+
+    @Test mutating func anExitedOwnerLeavesNothing() {
+        var d = Devices()
+        for ev in enable(2, base: 70) { d.apply(ev) }
+        d.apply(request(70, 0))
+        d.apply(e(.requestIRQ(name: "nvme0q0", flags: 0), irq: 90, device: nil)) // unknown irq: ignored
+        d.retainOwners { $0 != 700 }
+        #expect(d.devices.isEmpty)
+        #expect(d.device(ofIRQ: 70) == nil)
+        // a restarted guest with the same device starts afresh
+        for ev in enable(1, base: 70) { d.apply(ev) }
+        #expect(d.devices[dev]?.cycles == 0 && d.devices[dev]?.vectors.count == 1)
+    }
+}
