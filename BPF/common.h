@@ -156,16 +156,8 @@ static __always_inline bool take_args(u32 source, u64 *out)
     return true;
 }
 
-/* fn returns a value the handler needs: fexit, or kprobe + kretprobe. The return value is
- * read with bpf_get_func_ret: 6.1's verifier refuses a ctx load of a `void *` return slot. */
-#define HOOK_RETURN(fn, nargs, source, handler)                                  \
-    SEC("fexit/" #fn)                                                            \
-    int fexit__##fn(u64 *ctx)                                                    \
-    {                                                                            \
-        u64 ret = 0;                                                             \
-        bpf_get_func_ret(ctx, &ret);                                             \
-        return handler(ctx, ret);                                                \
-    }                                                                            \
+/* kprobe saves the arguments, kretprobe hands them and the return value to the handler. */
+#define KPROBE_PAIR(fn, source, handler)                                         \
     SEC("kprobe/" #fn)                                                           \
     int kprobe__##fn(struct pt_regs *regs) { return stash_args(source, regs); }  \
     SEC("kretprobe/" #fn)                                                        \
@@ -177,18 +169,20 @@ static __always_inline bool take_args(u32 source, u64 *out)
         return handler(a, PT_REGS_RC(regs));                                     \
     }
 
-/* fn returns a struct by value: trampolines refuse it, so kprobe + kretprobe only. */
-#define HOOK_RETURN_KPROBE_ONLY(fn, source, handler)                             \
-    SEC("kprobe/" #fn)                                                           \
-    int kprobe__##fn(struct pt_regs *regs) { return stash_args(source, regs); }  \
-    SEC("kretprobe/" #fn)                                                        \
-    int kretprobe__##fn(struct pt_regs *regs)                                    \
+/* fn returns a value the handler needs: fexit, or kprobe + kretprobe. The return value is
+ * read with bpf_get_func_ret: 6.1's verifier refuses a ctx load of a `void *` return slot. */
+#define HOOK_RETURN(fn, nargs, source, handler)                                  \
+    SEC("fexit/" #fn)                                                            \
+    int fexit__##fn(u64 *ctx)                                                    \
     {                                                                            \
-        u64 a[6];                                                                \
-        if (!take_args(source, a))                                               \
-            return 0;                                                            \
-        return handler(a, PT_REGS_RC(regs));                                     \
-    }
+        u64 ret = 0;                                                             \
+        bpf_get_func_ret(ctx, &ret);                                             \
+        return handler(ctx, ret);                                                \
+    }                                                                            \
+    KPROBE_PAIR(fn, source, handler)
+
+/* fn returns a struct by value: trampolines refuse it, so kprobe + kretprobe only. */
+#define HOOK_RETURN_KPROBE_ONLY(fn, source, handler) KPROBE_PAIR(fn, source, handler)
 
 /* Only the arguments matter: fentry, or kprobe. */
 #define HOOK_ENTRY(fn, handler)                                                  \

@@ -17,6 +17,26 @@ struct {
     __type(value, u64);
 } spurious_counts SEC(".maps");
 
+/* The rare path: an unhandled interrupt (on an MSI vector it never happens; on a shared line it
+ * is another device's interrupt, or one nobody will ever handle). Its time matters (did it happen
+ * while a device's MSI-X was off?), so it is reported through the ring buffer, batched per irq
+ * and CPU so that a storm costs one event per IRQSCOPE_UNHANDLED_REPORT_NS. */
+static __noinline int report_unhandled(u32 irq, struct irqscope_irq_count *c)
+{
+    u64 now = bpf_ktime_get_ns();
+    if (now < c->next_report_ns)
+        return 0;
+    struct irqscope_event *e = event_reserve(IRQSCOPE_EV_UNHANDLED, IRQSCOPE_SRC_TRACEPOINT);
+    if (!e)
+        return 0;
+    e->irq = irq;
+    e->u.unhandled.count = c->unhandled - c->unhandled_reported;
+    c->unhandled_reported = c->unhandled;
+    c->next_report_ns = now + IRQSCOPE_UNHANDLED_REPORT_NS;
+    event_submit(e);
+    return 0;
+}
+
 /* irq_handler_exit runs once per action. An interrupt is complete after the last action
  * of the chain (next == NULL); it was unhandled when every action returned IRQ_NONE,
  * which is what the kernel's note_interrupt() counts. A CPU runs one irq's chain at a
@@ -33,9 +53,11 @@ static __always_inline int count_interrupt(u32 irq, struct irqaction *next, int 
         c->ret_acc |= ret;
         return 0;
     }
-    if (!(c->ret_acc | ret))
-        c->unhandled++;
     c->interrupts++;
+    if (!(c->ret_acc | ret)) {
+        c->unhandled++;
+        report_unhandled(irq, c);
+    }
     if (c->ret_acc)
         c->ret_acc = 0;
     return 0;

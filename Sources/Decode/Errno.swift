@@ -6,7 +6,7 @@ public enum Errno {
     static let names: [Int32: String] = [
         1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 9: "EBADF",
         11: "EAGAIN", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 19: "ENODEV",
-        22: "EINVAL", 24: "EMFILE", 28: "ENOSPC", 34: "ERANGE", 38: "ENOSYS", 95: "EOPNOTSUPP",
+        22: "EINVAL", 24: "EMFILE", 25: "ENOTTY", 28: "ENOSPC", 34: "ERANGE", 38: "ENOSYS", 95: "EOPNOTSUPP",
         98: "EADDRINUSE", 99: "EADDRNOTAVAIL", 107: "ENOTCONN", 110: "ETIMEDOUT", 524: "ENOTSUPP",
     ]
 }

@@ -41,6 +41,8 @@ public struct Event: Sendable, Equatable {
         /// irqs `irq ..< irq + count` allocated for one MSI descriptor of `device`.
         case irqAlloc(count: UInt32, msiIndex: UInt32?)
         case irqFree(count: UInt32)
+        /// `count` interrupts on the irq that every action returned IRQ_NONE for, since the last report.
+        case unhandled(count: UInt64)
     }
 
     public init(
@@ -256,6 +258,7 @@ extension Event.Kind {
         case .matrix: "matrix"
         case .irqAlloc: "irq_alloc"
         case .irqFree: "irq_free"
+        case .unhandled: "unhandled"
         }
     }
 }

@@ -97,6 +97,8 @@ extension Event {
             return .irqAlloc(count: r.nr_irqs, msiIndex: r.msi_index == noIndex ? nil : r.msi_index)
         case IRQSCOPE_EV_IRQ_FREE.rawValue:
             return .irqFree(count: u.irq_range.nr_irqs)
+        case IRQSCOPE_EV_UNHANDLED.rawValue:
+            return .unhandled(count: u.unhandled.count)
         default:
             throw .unknownType(raw.type)
         }

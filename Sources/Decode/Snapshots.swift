@@ -42,3 +42,29 @@ public struct IRQInfo: Sendable, Equatable {
         self.chip = chip
     }
 }
+
+extension DeliverySnapshot {
+    /// The snapshot as recording annotation fields, and back: replay sees what a scrape saw.
+    public func annotation(live: some Sequence<Int>) -> [(String, String)] {
+        [("type", "delivery"),
+         ("irqs", irqs.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.interrupts):\($0.value.unhandled)" }.joined(separator: ",")),
+         ("spurious", spurious.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")),
+         ("live", live.sorted().map(String.init).joined(separator: ",")),
+         ("dropped", String(eventsDropped)), ("untracked", String(untracked)), ("kretprobe_misses", String(kretprobesMissed))]
+    }
+
+    public init(annotation a: [String: String]) {
+        self.init()
+        for item in (a["irqs"] ?? "").split(separator: ",") {
+            let f = item.split(separator: ":").compactMap { UInt64($0) }
+            if f.count == 3 { irqs[Int(f[0])] = IRQCount(interrupts: f[1], unhandled: f[2]) }
+        }
+        for item in (a["spurious"] ?? "").split(separator: ",") {
+            let f = item.split(separator: ":").compactMap { UInt64($0) }
+            if f.count == 2 { spurious[Int(f[0])] = f[1] }
+        }
+        eventsDropped = a["dropped"].flatMap(UInt64.init) ?? 0
+        untracked = a["untracked"].flatMap(UInt64.init) ?? 0
+        kretprobesMissed = a["kretprobe_misses"].flatMap(UInt64.init) ?? 0
+    }
+}

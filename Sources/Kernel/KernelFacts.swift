@@ -143,10 +143,10 @@ final class KernelFacts {
     }
 }
 
-func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+public func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
 /// A whole (small, virtual) file as text; nil when it cannot be read.
-func readFile(_ path: String, limit: Int = 1 << 20) -> String? {
+public func readFile(_ path: String, limit: Int = 1 << 20) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { Glibc.close(fd) }

@@ -1,7 +1,9 @@
 import Glibc
 import IrqscopeDecode
 
-/// Names a guest process from /proc under `root` (tests pass a fabricated tree).
+/// Names a guest process from /proc and the cgroup tree under `root` (tests pass a fabricated
+/// tree). In order: QEMU's `-name`, the libvirt machine scope of its cgroup, the KubeVirt
+/// virt-launcher pod it runs in, else its comm and pid.
 public struct ProcessResolver: Sendable {
     public var root: String
 
@@ -10,11 +12,26 @@ public struct ProcessResolver: Sendable {
     public func alive(_ tgid: UInt32) -> Bool { fileExists("\(root)proc/\(tgid)") }
 
     public func identify(_ tgid: UInt32, comm fallback: String) -> ProcessIdentity {
-        if let cmdline = readFile("\(root)proc/\(tgid)/cmdline") {
-            let args = cmdline.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
-            if let name = Self.qemuName(args) { return ProcessIdentity(tgid: tgid, name: name, source: .qemuName) }
+        let proc = "\(root)proc/\(tgid)/"
+        let args = readFile(proc + "cmdline")?.split(separator: "\u{0}").map(String.init) ?? []
+        let cgroup = readFile(proc + "cgroup").flatMap(Self.cgroupPath)
+        let kubepod = cgroup.flatMap(Self.kubernetesPod)
+
+        if let name = Self.qemuName(args) {
+            // KubeVirt names the libvirt domain <namespace>_<vmi>
+            if kubepod != nil, let underscore = name.firstIndex(of: "_") {
+                let vmi = name[name.index(after: underscore)...]
+                return ProcessIdentity(tgid: tgid, name: "\(name[..<underscore])/\(vmi)", source: .kubevirt)
+            }
+            return ProcessIdentity(tgid: tgid, name: name, source: .qemuName)
         }
-        let comm = readFile("\(root)proc/\(tgid)/comm").map { SysfsIRQs.trimNewline($0) } ?? fallback
+        if let cgroup, let name = Self.libvirtMachine(cgroup) {
+            return ProcessIdentity(tgid: tgid, name: name, source: .libvirtScope)
+        }
+        if kubepod != nil, let name = kubevirtName(proc) {
+            return ProcessIdentity(tgid: tgid, name: name, source: .kubevirt)
+        }
+        let comm = readFile(proc + "comm").map { SysfsIRQs.trimNewline($0) } ?? fallback
         return ProcessIdentity(tgid: tgid, name: "\(comm)-\(tgid)", source: .comm)
     }
 
@@ -29,14 +46,85 @@ public struct ProcessResolver: Sendable {
         return first.contains("=") || first.isEmpty ? nil : first
     }
 
+    /// The cgroup v2 path ("0::/path"), or the systemd (name=systemd) hierarchy's on v1.
+    static func cgroupPath(_ text: String) -> String? {
+        let lines = text.split(separator: "\n")
+        let line = lines.first { $0.hasPrefix("0::") } ?? lines.first { $0.contains(":name=systemd:") }
+        return line.flatMap { $0.split(separator: ":", maxSplits: 2).last.map(String.init) }
+    }
+
+    /// libvirt's systemd scope: machine-qemu\x2d<ID>\x2d<NAME>.scope, or the older
+    /// machine-qemu\x2d<NAME>.scope. libvirt sanitises and may truncate the name there.
+    static func libvirtMachine(_ path: String) -> String? {
+        for component in path.split(separator: "/") where component.hasPrefix("machine-qemu") && component.hasSuffix(".scope") {
+            var name = unescapeSystemd(String(component.dropFirst("machine-qemu".count).dropLast(".scope".count)))
+            guard name.hasPrefix("-") else { continue }
+            name.removeFirst()
+            if let dash = name.firstIndex(of: "-"), !name[..<dash].isEmpty, name[..<dash].allSatisfy(\.isNumber) {
+                name = String(name[name.index(after: dash)...])
+            }
+            return name.isEmpty ? nil : name
+        }
+        return nil
+    }
+
+    /// The pod UID of a kubelet cgroup (kubepods-<qos>-pod<UID>.slice, or .../pod<UID>/ with cgroupfs).
+    static func kubernetesPod(_ path: String) -> String? {
+        for component in path.split(separator: "/") where component.contains("pod") && path.contains("kubepods") {
+            if let r = component.firstRange(of: "-pod"), component.hasSuffix(".slice") {
+                return String(component[r.upperBound...].dropLast(".slice".count)).replacingUnderscores()
+            }
+            if component.hasPrefix("pod") { return String(component.dropFirst(3)) }
+        }
+        return nil
+    }
+
+    /// A virt-launcher container's view: its hostname is the pod name,
+    /// virt-launcher-<vmi>-<5 random>, and the service account directory holds the namespace.
+    func kubevirtName(_ proc: String) -> String? {
+        guard let host = readFile(proc + "root/etc/hostname").map({ SysfsIRQs.trimNewline($0) }),
+              host.hasPrefix("virt-launcher-"), let dash = host.lastIndex(of: "-") else { return nil }
+        let vmi = String(host[host.index(host.startIndex, offsetBy: "virt-launcher-".count)..<dash])
+        guard !vmi.isEmpty else { return nil }
+        let namespace = readFile(proc + "root/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+            .map { SysfsIRQs.trimNewline($0) }
+        return namespace.map { "\($0)/\(vmi)" } ?? vmi
+    }
+
+    static func unescapeSystemd(_ s: String) -> String {
+        var out = ""
+        var chars = Array(s)[...]
+        while let c = chars.first {
+            if c == "\\", chars.count >= 4, chars[chars.startIndex + 1] == "x",
+               let v = UInt8(String(chars[(chars.startIndex + 2)...(chars.startIndex + 3)]), radix: 16) {
+                out.append(Character(UnicodeScalar(v)))
+                chars = chars.dropFirst(4)
+            } else {
+                out.append(c)
+                chars = chars.dropFirst()
+            }
+        }
+        return out
+    }
+
     /// The driver bound to a PCI device, from its sysfs link.
     public func driver(of address: String) -> String? {
         guard let target = readLink("\(root)sys/bus/pci/devices/\(address)/driver") else { return nil }
         return target.split(separator: "/").last.map(String.init)
     }
+
+    /// The device's legacy INTx line (its irq number), 0 or absent when it has none.
+    public func intx(of address: String) -> Int? {
+        readFile("\(root)sys/bus/pci/devices/\(address)/irq").flatMap { Int(SysfsIRQs.trimNewline($0)) }.flatMap { $0 > 0 ? $0 : nil }
+    }
 }
 
-func readLink(_ path: String) -> String? {
+extension String {
+    /// systemd's cgroup driver writes pod UIDs with '_' where the UID has '-'.
+    func replacingUnderscores() -> String { String(map { $0 == "_" ? "-" : $0 }) }
+}
+
+public func readLink(_ path: String) -> String? {
     var buffer = [CChar](repeating: 0, count: 4096)
     let n = readlink(path, &buffer, buffer.count - 1)
     guard n > 0 else { return nil }

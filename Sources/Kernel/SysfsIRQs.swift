@@ -30,7 +30,7 @@ public enum SysfsIRQs {
     }
 }
 
-func listDirectory(_ path: String) -> [String] {
+public func listDirectory(_ path: String) -> [String] {
     guard let dir = opendir(path) else { return [] }
     defer { closedir(dir) }
     var names: [String] = []

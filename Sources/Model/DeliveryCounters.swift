@@ -24,7 +24,10 @@ public struct DeliveryCounters: Sendable {
 
     /// `kernel`: totals since attach per irq. `irqs`: the irqs that exist now and their names
     /// (when that is unknown, every irq the kernel counted is taken as live).
-    public mutating func update(kernel: [Int: IRQCount], irqs: [Int: IRQInfo]) {
+    /// Returns the interrupts counted since the last update, per live irq.
+    @discardableResult
+    public mutating func update(kernel: [Int: IRQCount], irqs: [Int: IRQInfo]) -> [Int: UInt64] {
+        var deltas: [Int: UInt64] = [:]
         let zero = IRQCount(interrupts: 0, unhandled: 0)
         let live = irqs.isEmpty ? Set(kernel.keys) : Set(irqs.keys)
         var next: [Int: Series] = [:]
@@ -36,6 +39,7 @@ public struct DeliveryCounters: Sendable {
             let delta = now.interrupts >= before.interrupts && now.unhandled >= before.unhandled
                 ? IRQCount(interrupts: now.interrupts - before.interrupts, unhandled: now.unhandled - before.unhandled)
                 : now
+            deltas[irq] = delta.interrupts
             if let old = current[irq], old != labels { series[old] = nil }
             // An irq nobody has requested and that never fired is not worth a series.
             if labels.name.isEmpty && series[labels] == nil && delta.interrupts == 0 { continue }
@@ -46,5 +50,6 @@ public struct DeliveryCounters: Sendable {
         for (irq, labels) in current where next[irq] == nil { series[labels] = nil }
         current = next
         lastKernel = kernel
+        return deltas
     }
 }

@@ -11,10 +11,22 @@ public struct Devices: Sendable {
         case reenable
     }
 
+    /// Why interrupts were lost, as far as the host can see it.
+    public enum LossCause: String, Sendable, CaseIterable {
+        /// The device's legacy line fired, and every handler on it said IRQ_NONE, while the
+        /// device's MSI-X was off with the guest's vectors live (a NORESIZE resize window).
+        case lineWhileMSIXOff = "line_while_msix_off"
+        /// An interrupt hit the catch-all vector 0xef where allocated-but-not-requested entries
+        /// are parked (attributed when a single device has such entries).
+        case catchAllVector = "catch_all_vector"
+    }
+
     public struct Vector: Sendable, Equatable {
         public var irq: Int
         public var msiIndex: UInt32?
         public var requested = false
+        /// The guest enabled it, the host's request_irq failed: nothing backs it.
+        public var unbacked = false
         public var name: String?
         public var irte = false
         public var posted = false
@@ -37,12 +49,18 @@ public struct Devices: Sendable {
         public var windows = Histogram(bounds: Devices.windowBounds)
         public var requestFailures: [Int32: UInt64] = [:]
         public var enableFailures: [Int32: UInt64] = [:]
+        public var lost: [LossCause: UInt64] = [:]
+        /// Interrupts of its vectors that ran a host handler (remapped, not posted).
+        public var delivered: UInt64 = 0
+        /// Open MSI-X window with live guest vectors: interrupts now can be lost.
+        public var inWindow: Bool { owner != nil && !msixEnabled && disabledWithLiveVectors }
         var requestedSinceEnable = false
         var disabledAt: UInt64?
         var disabledWithLiveVectors = false
         var sizeBeforeDisable = 0
 
         public var requested: Int { vectors.values.filter(\.requested).count }
+        public var unbacked: Int { vectors.values.filter(\.unbacked).count }
         public var irtes: Int { vectors.values.filter(\.irte).count }
         public var posted: Int { vectors.values.filter(\.posted).count }
         public var openWindowSince: UInt64? { disabledWithLiveVectors ? disabledAt : nil }
@@ -53,6 +71,10 @@ public struct Devices: Sendable {
 
     public private(set) var devices: [String: Device] = [:]
     private var irqDevice: [Int: String] = [:]
+    /// Legacy INTx line (irq number) to the devices wired to it.
+    private var lineDevices: [Int: Set<String>] = [:]
+    /// Losses the host saw but could not pin on one device.
+    public private(set) var unattributedLost: [LossCause: UInt64] = [:]
 
     public init() {}
 
@@ -89,14 +111,20 @@ public struct Devices: Sendable {
             guard e.result == 0, let irq = e.irq.map(Int.init) else { return }
             update(irq) { $0.posted = posted }
         case .requestIRQ(let name, _):
-            guard let irq = e.irq.map(Int.init), let address = irqDevice[irq] ?? vfioDevice(name) else { return }
+            guard let irq = e.irq.map(Int.init) else { return }
+            if let line = vfioLine(name) {
+                note(line: irq, of: line)
+                return
+            }
+            guard let address = irqDevice[irq] ?? vfioDevice(name) else { return }
             if name.hasPrefix("vfio-") { devices[address, default: Device(address: address)].owner = e.tgid }
             if e.result == 0 {
                 attach(irq, to: address)
-                update(irq) { $0.requested = true; $0.name = name }
+                update(irq) { $0.requested = true; $0.unbacked = false; $0.name = name }
                 devices[address]!.requestedSinceEnable = true
             } else {
                 devices[address, default: Device(address: address)].requestFailures[Int32(-e.result), default: 0] += 1
+                if irqDevice[irq] == address { update(irq) { $0.unbacked = true } }
             }
         case .freeIRQ:
             guard let irq = e.irq.map(Int.init) else { return }
@@ -149,8 +177,40 @@ public struct Devices: Sendable {
         case .vectorConfig(let vector, let cpu, _):
             guard let irq = e.irq.map(Int.init) else { return }
             update(irq) { $0.cpu = cpu; $0.cpuVector = vector }
+        case .unhandled(let count):
+            guard let irq = e.irq.map(Int.init) else { return }
+            let open = (lineDevices[irq] ?? []).filter { devices[$0]?.inWindow ?? false }
+            for address in open { devices[address]!.lost[.lineWhileMSIXOff, default: 0] += count }
         default:
             break
+        }
+    }
+
+    /// The legacy line of a device (from sysfs, or a vfio-intx request).
+    public mutating func note(line irq: Int, of address: String) {
+        for (other, var set) in lineDevices where set.contains(address) && other != irq {
+            set.remove(address)
+            lineDevices[other] = set.isEmpty ? nil : set
+        }
+        lineDevices[irq, default: []].insert(address)
+    }
+
+    /// Interrupts that ran host handlers since the last scrape, per irq.
+    public mutating func credit(delivered deltas: [Int: UInt64]) {
+        for (irq, n) in deltas where n > 0 {
+            guard let address = irqDevice[irq] else { continue }
+            devices[address]?.delivered += n
+        }
+    }
+
+    /// Interrupts on the catch-all vector: the device to blame when only one has parked entries.
+    public mutating func credit(catchAll n: UInt64) {
+        guard n > 0 else { return }
+        let parked = devices.values.filter { d in d.vectors.values.contains { !$0.requested } }
+        if parked.count == 1 {
+            devices[parked[0].address]!.lost[.catchAllVector, default: 0] += n
+        } else {
+            unattributedLost[.catchAllVector, default: 0] += n
         }
     }
 
@@ -184,6 +244,12 @@ public struct Devices: Sendable {
 
     private mutating func modify(_ address: String, _ body: (inout Device) -> Void) {
         body(&devices[address, default: Device(address: address)])
+    }
+
+    /// The PCI address in a VFIO INTx irq name: "vfio-intx(0000:00:03.0)".
+    func vfioLine(_ name: String) -> String? {
+        guard name.hasPrefix("vfio-intx("), name.hasSuffix(")") else { return nil }
+        return String(name.dropFirst("vfio-intx(".count).dropLast())
     }
 
     /// The PCI address in a VFIO MSI/MSI-X irq name: "vfio-msix[3](0000:00:03.0)" (not INTx,

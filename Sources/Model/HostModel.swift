@@ -15,6 +15,9 @@ public struct HostModel: Sendable {
 
     public init() {}
 
+    /// MANAGED_IRQ_SHUTDOWN_VECTOR: where allocated-but-not-requested MSI entries point.
+    public static let catchAllVector = 0xef
+
     public mutating func apply(_ event: Event) {
         eventsReceived += 1
         vectors.apply(event)
@@ -40,6 +43,10 @@ public struct HostModel: Sendable {
         case "device":
             guard let address = a["address"] else { return }
             note(driver: a["driver"], of: address)
+            if let line = a["intx"].flatMap(Int.init) { devices.note(line: line, of: address) }
+        case "delivery":
+            update(DeliverySnapshot(annotation: a), irqs: Dictionary(uniqueKeysWithValues:
+                (a["live"] ?? "").split(separator: ",").compactMap { Int($0) }.map { ($0, IRQInfo(name: "")) }))
         case "exit":
             guard let tgid = a["tgid"].flatMap(UInt32.init) else { return }
             processExited(tgid)
@@ -48,9 +55,21 @@ public struct HostModel: Sendable {
         }
     }
 
+    public mutating func note(line irq: Int, of address: String) { devices.note(line: irq, of: address) }
+
     public mutating func update(_ snapshot: DeliverySnapshot, irqs: [Int: IRQInfo]) {
+        let before = kernel.spurious[Self.catchAllVector] ?? 0, now = snapshot.spurious[Self.catchAllVector] ?? 0
         kernel = snapshot
-        delivery.update(kernel: snapshot.irqs, irqs: irqs)
+        devices.credit(delivered: delivery.update(kernel: snapshot.irqs, irqs: irqs))
+        devices.credit(catchAll: now >= before ? now - before : now)
+    }
+
+    /// The guest an event concerns: its device's VMM, "host" for a host driver's device,
+    /// the issuing process's name for a VFIO call, nil when no device is involved.
+    public func guestName(of e: Event) -> String? {
+        if let owner = devices.owner(of: e) { return processes[owner]?.name ?? "pid-\(owner)" }
+        if e.device != nil || e.irq.flatMap({ devices.device(ofIRQ: Int($0)) }) != nil { return "host" }
+        return processes[e.tgid]?.name
     }
 
     /// Processes that own devices now.

@@ -45,6 +45,8 @@ public enum EventJSON {
              ("last", JSON.optional(r.last) { .uint(UInt64($0)) })]
         case .irteAlloc(let count, let index):
             [("count", .uint(UInt64(count))), ("msi_index", JSON.optional(index) { .uint(UInt64($0)) })]
+        case .unhandled(let count):
+            [("count", .uint(count))]
         case .irteFree(let count), .irqFree(let count):
             [("count", .uint(UInt64(count)))]
         case .irqAlloc(let count, let index):

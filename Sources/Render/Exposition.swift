@@ -142,24 +142,16 @@ func formatValue(_ v: Double) -> String {
     return String(v)
 }
 
-func escapeLabel(_ s: String) -> String {
-    var out = ""
-    for c in s {
-        switch c {
-        case "\\": out += "\\\\"
-        case "\"": out += "\\\""
-        case "\n": out += "\\n"
-        default: out.append(c)
-        }
-    }
-    return out
-}
+/// Label values escape backslash, quote and newline; HELP text the same minus the quote.
+func escapeLabel(_ s: String) -> String { escape(s, quote: true) }
+func escapeHelp(_ s: String) -> String { escape(s, quote: false) }
 
-func escapeHelp(_ s: String) -> String {
+func escape(_ s: String, quote: Bool) -> String {
     var out = ""
     for c in s {
         switch c {
         case "\\": out += "\\\\"
+        case "\"" where quote: out += "\\\""
         case "\n": out += "\\n"
         default: out.append(c)
         }

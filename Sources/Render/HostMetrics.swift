@@ -83,7 +83,7 @@ public enum HostMetrics {
     /// Per device and guest: what a recording alone determines.
     public static func deviceFamilies(_ model: HostModel) -> [MetricFamily] {
         var vectors = MetricFamily("irqscope_msix_vectors", .gauge,
-            help: "MSI-X vectors per device: allocated (the device holds an irq), requested (request_irq took a CPU vector), posted (delivered straight to a vCPU). guest is the VMM driving the device through VFIO, empty for host drivers.")
+            help: "MSI-X vectors per device: allocated (the device holds an irq), requested (request_irq took a CPU vector), posted (delivered straight to a vCPU), unbacked (the guest enabled it but the host's request_irq failed). guest is the VMM driving the device through VFIO, empty for host drivers.")
         var irtes = MetricFamily("irqscope_irte_entries", .gauge,
             help: "Interrupt remapping table entries held for the device's vectors.")
         var grows = MetricFamily("irqscope_msix_grows", .counter,
@@ -94,6 +94,10 @@ public enum HostMetrics {
             help: "How long MSI-X stayed off in those windows.")
         var failures = MetricFamily("irqscope_request_irq_failures", .counter,
             help: "Host request_irq failures for the device's vectors, by errno: a guest vector the host could not back.")
+        var lost = MetricFamily("irqscope_interrupts_lost", .counter,
+            help: "Interrupts the host saw being lost, by cause: line_while_msix_off (the device's legacy line fired unhandled while its MSI-X was off with live guest vectors), catch_all_vector (hits on vector 0xef, where allocated but not requested entries are parked; device empty when not attributable). Interrupts of a vector whose request_irq failed are not seen by the host at all: see irqscope_msix_vectors{state=\"unbacked\"}.")
+        var delivered = MetricFamily("irqscope_device_interrupts", .counter,
+            help: "Interrupts of the device's MSI/MSI-X vectors that ran a host handler (remapped delivery; posted interrupts go straight to a vCPU and are not counted here).")
         var enableFailures = MetricFamily("irqscope_msix_enable_failures", .counter,
             help: "MSI-X enables or dynamic adds the kernel refused, by errno (IRTE or irq exhaustion fails here).")
         for (address, d) in model.devices.devices.sorted(by: { $0.key < $1.key }) {
@@ -102,6 +106,11 @@ public enum HostMetrics {
             vectors.add(labels + [("state", "allocated")], Double(d.vectors.count))
             vectors.add(labels + [("state", "requested")], Double(d.requested))
             vectors.add(labels + [("state", "posted")], Double(d.posted))
+            vectors.add(labels + [("state", "unbacked")], Double(d.unbacked))
+            delivered.add(labels, Double(d.delivered))
+            for cause in Devices.LossCause.allCases where d.owner != nil || d.lost[cause] != nil {
+                lost.add(labels + [("cause", cause.rawValue)], Double(d.lost[cause] ?? 0))
+            }
             irtes.add(labels, Double(d.irtes))
             for mode in Devices.GrowMode.allCases {
                 grows.add(labels + [("mode", mode.rawValue)], Double(d.grows[mode] ?? 0))
@@ -118,6 +127,9 @@ public enum HostMetrics {
                 enableFailures.add(labels + [("errno", Errno.name(code))], Double(n))
             }
         }
+        for (cause, n) in model.devices.unattributedLost.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            lost.add([("guest", ""), ("driver", ""), ("device", ""), ("cause", cause.rawValue)], Double(n))
+        }
         var guests = MetricFamily("irqscope_guest", .info,
             help: "Maps guest names to the processes (VMMs) they run as, and says where the name came from.")
         let owners = Set(model.devices.devices.values.compactMap(\.owner))
@@ -125,7 +137,7 @@ public enum HostMetrics {
             let p = model.processes[tgid]
             guests.add([("guest", p?.name ?? "pid-\(tgid)"), ("pid", String(tgid)), ("source", p?.source.rawValue ?? "unknown")], 1)
         }
-        return [vectors, irtes, grows, windows, windowSeconds, failures, enableFailures, guests]
+        return [vectors, irtes, grows, windows, windowSeconds, failures, enableFailures, lost, delivered, guests]
     }
 
     static func probes(_ report: ProbeReport) -> [MetricFamily] {

@@ -12,10 +12,15 @@ final class Collector: Sendable {
     private let build: HostMetrics.Build
     private let resolver = ProcessResolver()
 
+    /// Called for every event, under the state lock, with the names the model gives it.
+    typealias Observer = @Sendable (Event, _ guest: String?, _ device: String?, _ model: HostModel) -> Void
+
     struct State {
         var model = HostModel()
+        var lifecycles = Lifecycles()
         var recorder: RecordingWriter?
         var scrapes = 0
+        var lastCounts: [Int: UInt64] = [:]
 
         /// Names what the event introduces: the VMM behind a VFIO device, the driver of a device.
         /// Read once from /proc and sysfs here, and kept in the recording for replay elsewhere.
@@ -24,7 +29,10 @@ final class Collector: Sendable {
                 let driver = resolver.driver(of: address)
                 if model.drivers[address] != driver || model.drivers.index(forKey: address) == nil {
                     model.note(driver: driver, of: address)
-                    recorder?.annotate([("type", "device"), ("address", address), ("driver", driver ?? "")])
+                    let line = resolver.intx(of: address)
+                    if let line { model.note(line: line, of: address) }
+                    recorder?.annotate([("type", "device"), ("address", address), ("driver", driver ?? "")]
+                                       + (line.map { [("intx", String($0))] } ?? []))
                 }
             }
             let vfio: Bool
@@ -42,8 +50,11 @@ final class Collector: Sendable {
         }
     }
 
-    init(session: KernelSession, record path: String? = nil) throws {
+    private let observer: Observer?
+
+    init(session: KernelSession, record path: String? = nil, observer: Observer? = nil) throws {
         self.session = session
+        self.observer = observer
         self.build = .init(version: BuildInfo.version, libbpf: KernelSession.libbpfVersion, kernel: session.kernelRelease)
         var recorder: RecordingWriter?
         if let path {
@@ -61,8 +72,15 @@ final class Collector: Sendable {
                 state.withLock { s in
                     s.recorder?.write(event: bytes)
                     guard let event else { return s.model.noteUndecodable() }
+                    // named before applying: a free removes what tells whose it was
+                    let device = event.device ?? event.irq.flatMap { s.model.devices.device(ofIRQ: Int($0)) }
+                    let guest = s.model.guestName(of: event)
                     s.model.apply(event)
                     s.annotate(event, resolver: resolver)
+                    s.lifecycles.apply(event, device: device)
+                    if let observer {
+                        observer(event, guest ?? s.model.guestName(of: event), device, s.model)
+                    }
                 }
             }
         } catch {
@@ -76,7 +94,9 @@ final class Collector: Sendable {
         let start = ContinuousClock.now
         return try state.withLock { s in
             let snapshot = try session.readDelivery()
-            s.model.update(snapshot, irqs: SysfsIRQs.read())
+            let irqs = SysfsIRQs.read()
+            s.model.update(snapshot, irqs: irqs)
+            s.recorder?.annotate(snapshot.annotation(live: irqs.keys))
             for tgid in s.model.trackedProcesses.sorted() where !resolver.alive(tgid) {
                 s.model.processExited(tgid)
                 s.recorder?.annotate([("type", "exit"), ("tgid", String(tgid))])
@@ -89,6 +109,31 @@ final class Collector: Sendable {
             return render(HostMetrics.families(s.model, report: session.report, build: build, scrapeSeconds: seconds),
                           format: format)
         }
+    }
+
+    /// Reads the kernel counters into the model without rendering (trace): vectors whose irq
+    /// counted its first interrupt since the last look get that time. Returns the irqs that did.
+    @discardableResult
+    func poll(now: UInt64) throws -> Int {
+        try state.withLock { s in
+            let snapshot = try session.readDelivery()
+            let irqs = SysfsIRQs.read()
+            var fired = 0
+            for (irq, count) in snapshot.irqs where count.interrupts > (s.lastCounts[irq] ?? 0) {
+                s.lifecycles.firstInterrupt(irq: irq, at: now)
+                fired += 1
+            }
+            s.lastCounts = snapshot.irqs.mapValues(\.interrupts)
+            s.model.update(snapshot, irqs: irqs)
+            if fired > 0 {
+                s.recorder?.annotate(snapshot.annotation(live: irqs.keys) + [("at", String(now))])
+            }
+            return fired
+        }
+    }
+
+    func read<T>(_ body: (HostModel, Lifecycles) -> T) -> T {
+        state.withLock { body($0.model, $0.lifecycles) }
     }
 
     /// Stops the event stream and closes the recording with everything the kernel sent.

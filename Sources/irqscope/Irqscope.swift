@@ -7,7 +7,7 @@ struct Irqscope: AsyncParsableCommand {
         commandName: "irqscope",
         abstract: "What really happens to interrupts on a hypervisor: MSI-X vectors, IRTEs and CPU vectors per guest.",
         version: BuildInfo.version,
-        subcommands: [Serve.self, Doctor.self, Replay.self]
+        subcommands: [Serve.self, Doctor.self, Trace.self, Replay.self]
     )
 
     /// Every failure ends as one line naming the problem and a non-zero exit; ArgumentParser's
@@ -41,8 +41,8 @@ struct FatalError: Error {
     var code: Int32 = 1
 }
 
-func printError(_ line: String) {
-    let text = line.hasSuffix("\n") ? line : line + "\n"
+func printError(_ line: String, newline: Bool = true) {
+    let text = !newline || line.hasSuffix("\n") ? line : line + "\n"
     _ = text.withCString { write(2, $0, strlen($0)) }
 }
 

@@ -5,37 +5,62 @@ import IrqscopeRender
 
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Render a recording made with --record, on any machine, without BPF.")
+        abstract: "Render a recording made with 'trace --record' or 'serve --record', on any machine, without BPF.",
+        discussion: "Takes trace's flags; exit status as for trace.")
 
     @Argument(help: "The recording.")
     var file: String
 
-    @Flag(help: "One JSON object per event.")
-    var json = false
+    @OptionGroup var trace: TraceOptions
 
-    @Flag(help: "Print the metrics the recording leads to, in the Prometheus text format.")
+    @Flag(help: "Print the device and guest metrics the recording leads to, instead of the events.")
     var metrics = false
 
     func run() throws {
         let entries: [Recording.Entry]
         do { entries = try Recording.read(path: file) } catch { throw FatalError(message: "\(file): \(error)") }
         var model = HostModel()
-        var start: UInt64?
+        var lifecycles = Lifecycles()
+        var first: UInt64 = 0
+        for case .event(let e) in entries { first = e.timeNs; break }
+        var last = first
+        var seenDevices = Set<String>(), seenGuests = Set<String>()
+        var follows: (@Sendable (UInt32) -> Bool)?
+        if let pid = trace.pid { follows = { $0 == pid } }
+        let output = TraceOutput(options: trace, start: first, color: false, follows: follows)
         for entry in entries {
             switch entry {
             case .annotation(let a):
+                // a VMM's exit drops its devices from the metrics; the summary still wants them
+                if a["type"] == "exit" && !metrics { continue }
                 model.apply(annotation: a)
-            case .event(let e):
-                model.apply(e)
-                start = start ?? e.timeNs
-                if json {
-                    let guest = model.devices.owner(of: e).flatMap { model.processes[$0]?.name }
-                    printOut(EventJSON.object(e, guest: guest, startNs: start!).text + "\n")
+                if a["type"] == "delivery", let at = a["at"].flatMap(UInt64.init) {
+                    for irq in DeliverySnapshot(annotation: a).irqs.keys { lifecycles.firstInterrupt(irq: irq, at: at) }
                 }
+            case .event(let e):
+                let device = e.device ?? e.irq.flatMap { model.devices.device(ofIRQ: Int($0)) }
+                let named = model.guestName(of: e)
+                model.apply(e)
+                last = e.timeNs
+                lifecycles.apply(e, device: device)
+                let guest = named ?? model.guestName(of: e)
+                if let device { seenDevices.insert(device) }
+                if let guest { seenGuests.insert(guest) }
+                if !metrics { output.show(e, guest: guest, device: device, model: model) }
             }
         }
         if metrics {
             printOut(render(HostMetrics.deviceFamilies(model), format: .prometheusText))
+            return
         }
+        if let guest = trace.guest, !seenGuests.contains(guest) {
+            let known = seenGuests.subtracting(["host"]).sorted()
+            throw FatalError(message: "no guest named '\(guest)' in \(file)" + (known.isEmpty ? "" : " (guests: \(known.joined(separator: ", ")))"))
+        }
+        if let device = trace.device, !seenDevices.contains(device) {
+            throw FatalError(message: "no device \(device) in \(file)")
+        }
+        let code = output.finish(model: model, lifecycles: lifecycles, seconds: Double(last &- first) / 1e9)
+        if code != 0 { throw ExitCode(code) }
     }
 }

@@ -10,6 +10,11 @@
  * --hold S      after enabling, print READY and wait up to S seconds for SIGUSR1, then tear down
  * --batches     NORESIZE only: unmask vectors in doubling batches (1, 2, 4, ...), one re-enable
  *               per batch, instead of one re-enable per vector (O(N^2) request_irq calls)
+ * --raise K     (e1000e) make the device raise K interrupts on every enabled vector, writing its
+ *               interrupt cause set register through the VFIO BAR region, and count what arrives
+ *               on the vectors' eventfds
+ * --raise-in-windows (e1000e, NORESIZE) also raise one interrupt while MSI-X is off during each
+ *               resize, and keep the window open 2 ms so that the line's response is seen
  *
  * One line per step on stdout, "key=value" fields, for the lab's checks. */
 #include <errno.h>
@@ -26,6 +31,17 @@
 #include <unistd.h>
 
 static int device_fd = -1;
+static uint64_t bar0, config;
+
+/* 82574L registers (e1000e) */
+#define E1000_CTRL_EXT 0x00018
+#define E1000_ICR 0x000C0
+#define E1000_ICS 0x000C8
+#define E1000_IMS 0x000D0
+#define E1000_EIAC 0x000DC
+#define E1000_IVAR 0x000E4
+#define E1000_CTRL_EXT_IAME (1u << 27)
+#define E1000_CAUSE(k) (1u << (20 + (k))) /* RxQ0, RxQ1, TxQ0, TxQ1, Other */
 static volatile sig_atomic_t released;
 
 static void on_usr1(int sig) { (void)sig; released = 1; }
@@ -105,6 +121,53 @@ static int set_irqs(unsigned index, unsigned flags, unsigned start, unsigned cou
     return ret;
 }
 
+static uint64_t region(unsigned index)
+{
+    struct vfio_region_info info = {.argsz = sizeof info, .index = index};
+    if (ioctl(device_fd, VFIO_DEVICE_GET_REGION_INFO, &info)) die("region info");
+    return info.offset;
+}
+
+static void reg_write(uint32_t reg, uint32_t value)
+{
+    if (pwrite(device_fd, &value, 4, bar0 + reg) != 4) die("BAR write");
+}
+
+static uint32_t reg_read(uint32_t reg)
+{
+    uint32_t value = 0;
+    if (pread(device_fd, &value, 4, bar0 + reg) != 4) die("BAR read");
+    return value;
+}
+
+/* Memory decoding and bus mastering on (the device writes its MSI-X messages), then the
+ * e1000e's five interrupt causes routed to vectors 0-4, auto-cleared, and unmasked. */
+static void e1000e_setup(void)
+{
+    uint16_t cmd = 0;
+    config = region(VFIO_PCI_CONFIG_REGION_INDEX);
+    bar0 = region(VFIO_PCI_BAR0_REGION_INDEX);
+    if (pread(device_fd, &cmd, 2, config + 4) != 2) die("config read");
+    cmd |= 0x6;
+    if (pwrite(device_fd, &cmd, 2, config + 4) != 2) die("config write");
+    uint32_t ivar = 0, causes = 0;
+    for (int k = 0; k < 5; k++) {
+        ivar |= (0x8u | k) << (4 * k);
+        causes |= E1000_CAUSE(k);
+    }
+    reg_write(E1000_IVAR, ivar);
+    reg_write(E1000_CTRL_EXT, reg_read(E1000_CTRL_EXT) | E1000_CTRL_EXT_IAME);
+    reg_write(E1000_EIAC, causes);
+    reg_write(E1000_IMS, causes);
+    (void)reg_read(E1000_ICR);
+}
+
+static uint64_t drain(int fd)
+{
+    uint64_t n = 0;
+    return fd > 0 && read(fd, &n, sizeof n) == sizeof n ? n : 0;
+}
+
 static double now(void)
 {
     struct timespec ts;
@@ -115,7 +178,7 @@ static double now(void)
 int main(int argc, char **argv)
 {
     const char *bdf = NULL, *name = "";
-    int bind = 0, want = -1, max_failures = 1, hold = 0, batches = 0;
+    int bind = 0, want = -1, max_failures = 1, hold = 0, batches = 0, raise = 0, raise_windows = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-name") && i + 1 < argc) name = argv[++i];
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) bdf = argv[++i];
@@ -124,6 +187,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--failures") && i + 1 < argc) max_failures = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--hold") && i + 1 < argc) hold = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batches")) batches = 1;
+        else if (!strcmp(argv[i], "--raise") && i + 1 < argc) raise = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--raise-in-windows")) raise_windows = 1;
         else { fprintf(stderr, "vmm: unknown argument %s\n", argv[i]); return 64; }
     }
     if (!bdf) { fprintf(stderr, "vmm: --device BDF is required\n"); return 64; }
@@ -140,7 +205,8 @@ int main(int argc, char **argv)
            getpid(), name, bdf, msix.count, noresize, intx.count, want);
 
     /* realize: INTx with an eventfd, as QEMU does for a device with an INTx pin */
-    int intx_fd = eventfd(0, EFD_CLOEXEC);
+    int intx_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (raise || raise_windows) e1000e_setup();
     if (intx.count) printf("step action=intx_enable ret=%d\n",
                            set_irqs(VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 1, &intx_fd));
 
@@ -153,7 +219,7 @@ int main(int argc, char **argv)
 
     /* the guest unmasks its vectors one by one */
     int32_t *fds = calloc(want > 0 ? want : 1, sizeof(int32_t));
-    int enabled = 0, failures = 0, cycles = 0, adds = 0;
+    int enabled = 0, failures = 0, cycles = 0, adds = 0, window_raised = 0;
     double off = 0;
     for (int i = 0; i < want && failures < max_failures; i++) {
         int ret;
@@ -161,16 +227,22 @@ int main(int argc, char **argv)
             /* resize by disable + re-enable: the lossy path; a batch unmasks vectors i..last */
             int last = batches ? (i + 1) * 2 - 1 : i;
             if (last >= want) last = want - 1;
-            for (int k = i; k <= last; k++) if (!fds[k]) fds[k] = eventfd(0, EFD_CLOEXEC);
+            for (int k = i; k <= last; k++) if (!fds[k]) fds[k] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
             double t0 = now();
             int r1 = set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, disable, 0, 0, NULL);
+            if (raise_windows && i > 0) {
+                /* MSI-X is off and the guest's vectors 0..i-1 are live: the device signals INTx */
+                reg_write(E1000_ICS, E1000_CAUSE(0));
+                window_raised++;
+                usleep(2000);
+            }
             ret = set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trigger, 0, last + 1, fds);
             off += now() - t0;
             cycles++;
             printf("step action=reenable vector=%d count=%d disable_ret=%d ret=%d\n", i, last + 1, r1, ret);
             if (ret == 0) i = last;
         } else {
-            fds[i] = eventfd(0, EFD_CLOEXEC);
+            fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
             ret = set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trigger, i, 1, &fds[i]);
             if (i > 0) adds++;
             printf("step action=%s vector=%d ret=%d\n", i == 0 ? "use" : "add", i, ret);
@@ -186,6 +258,25 @@ int main(int argc, char **argv)
     }
     printf("summary vectors=%d failures=%d cycles=%d dynamic_adds=%d noresize=%d seconds_off=%.6f\n",
            enabled, failures, cycles, adds, noresize, off);
+
+    if (raise || raise_windows) {
+        uint64_t raised = (uint64_t)window_raised, received = 0;
+        for (int r = 0; r < raise; r++) {
+            for (int k = 0; k < enabled && k < 5; k++) {
+                reg_write(E1000_ICS, E1000_CAUSE(k));
+                raised++;
+                usleep(1000);
+            }
+        }
+        usleep(500000);
+        for (int k = 0; k < enabled; k++) {
+            uint64_t n = drain(fds[k]);
+            received += n;
+            printf("vector index=%d received=%llu\n", k, (unsigned long long)n);
+        }
+        printf("interrupts raised=%llu received=%llu window_raised=%d\n", (unsigned long long)raised,
+               (unsigned long long)received, window_raised);
+    }
 
     if (hold) {
         printf("READY\n");

@@ -24,6 +24,15 @@ struct LabTests {
         try LabChecks.vfio("\(labResults)/\(kernel)/main")
     }
 
+    @Test(arguments: kernels) func traceAroundAVMM(kernel: String) throws {
+        try LabChecks.trace("\(labResults)/\(kernel)/main")
+    }
+
+    @Test(arguments: kernels) func twoGuestsRaisingInterrupts(kernel: String) throws {
+        let findings = try LabChecks.guests("\(labResults)/\(kernel)/guests")
+        print("lab \(kernel) guests:\n\(findings)")
+    }
+
     @Test(arguments: kernels) func hostVectorExhaustion(kernel: String) throws {
         try LabChecks.exhaustion("\(labResults)/\(kernel)/exhaustion")
     }

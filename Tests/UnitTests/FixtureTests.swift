@@ -22,6 +22,14 @@ import TestSupport
         try LabChecks.vfio(try fixture(kernel, "main"))
     }
 
+    @Test(arguments: kernels) func trace(kernel: String) throws {
+        try LabChecks.trace(try fixture(kernel, "main"))
+    }
+
+    @Test(arguments: kernels) func guests(kernel: String) throws {
+        try LabChecks.guests(try fixture(kernel, "guests"))
+    }
+
     @Test(arguments: kernels) func exhaustion(kernel: String) throws {
         try LabChecks.exhaustion(try fixture(kernel, "exhaustion"))
     }

@@ -44,7 +44,8 @@ enum irqscope_event_type {
     IRQSCOPE_EV_MATRIX = 21,      /* any irq_matrix:* tracepoint; payload says which */
     IRQSCOPE_EV_IRQ_ALLOC = 22,   /* MSI domain gave a device irq numbers (one descriptor) */
     IRQSCOPE_EV_IRQ_FREE = 23,
-    IRQSCOPE_EV_TYPE_MAX = 24,
+    IRQSCOPE_EV_UNHANDLED = 24,   /* interrupts every action returned IRQ_NONE for, since the last report */
+    IRQSCOPE_EV_TYPE_MAX = 25,
 };
 
 /* Which irq_matrix tracepoint a matrix event came from. */
@@ -120,6 +121,12 @@ struct irqscope_irq_range { /* IRQ_ALLOC, IRQ_FREE: irqs event.irq .. event.irq 
     __u32 msi_index;   /* ALLOC: the descriptor's MSI index, UINT_MAX if unknown */
 };
 
+struct irqscope_unhandled { /* UNHANDLED: reported at most every IRQSCOPE_UNHANDLED_REPORT_NS per irq and CPU */
+    __u64 count;
+};
+
+#define IRQSCOPE_UNHANDLED_REPORT_NS 100000ULL
+
 struct irqscope_pi_update { /* PI_UPDATE */
     __u32 vcpu_id;
     __u32 gsi;
@@ -184,6 +191,7 @@ struct irqscope_event {
         struct irqscope_msi_domain msi_domain;
         struct irqscope_irte irte;
         struct irqscope_irq_range irq_range;
+        struct irqscope_unhandled unhandled;
         struct irqscope_pi_update pi_update;
         struct irqscope_irq_request irq_request;
         struct irqscope_vfio_set_irqs vfio;
@@ -197,6 +205,8 @@ struct irqscope_irq_count {
     __u64 interrupts; /* handle_irq_event runs: one per interrupt, however many actions */
     __u64 unhandled;  /* of those, every action returned IRQ_NONE */
     __u64 ret_acc;    /* scratch: OR of the return values of the actions run so far */
+    __u64 unhandled_reported; /* unhandled count at the last UNHANDLED event */
+    __u64 next_report_ns;     /* no UNHANDLED event before this time: storms are batched */
 };
 
 /* Slots of the per-CPU "counters" array. */

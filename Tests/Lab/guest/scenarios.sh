@@ -9,10 +9,14 @@ URL=http://127.0.0.1:$PORT
 
 log() { echo "lab: $*"; }
 
-# load MODULE: insmod it and its dependencies, in the order the host computed
+# load MODULE [PARAMS...]: insmod it and its dependencies, in the order the host computed;
+# PARAMS go to MODULE itself
 load() {
-    for ko in $(cat /lib/modules/deps/$1); do
-        insmod /lib/modules/$ko 2>/tmp/insmod.err || grep -q 'File exists' /tmp/insmod.err || { log "insmod $ko: $(cat /tmp/insmod.err)"; }
+    target=$1; shift
+    for ko in $(cat /lib/modules/deps/$target); do
+        params=""
+        [ "${ko%.ko}" = "$(echo $target | tr - _)" ] || [ "${ko%.ko}" = "$target" ] && params="$*"
+        insmod /lib/modules/$ko $params 2>/tmp/insmod.err || grep -q 'File exists' /tmp/insmod.err || { log "insmod $ko: $(cat /tmp/insmod.err)"; }
     done
 }
 
@@ -67,12 +71,12 @@ netdev_up() { # bring up the netdevs of a PCI function (e1000e requests its irqs
     done
 }
 
-NVME=0000:00:04.0 E1000E=0000:00:05.0 ALPHA=0000:00:06.0 BETA=0000:00:07.0 VIRTIONET=0000:00:08.0
+NVME=0000:00:04.0 E1000E=0000:00:05.0 ALPHA=0000:00:06.0 SPARE=0000:00:0e.0 VIRTIONET=0000:00:08.0
 
 # Scenario 1 (and 4 with kprobes): host drivers allocate, request, and (nvme) free and reallocate.
 host_drivers() { # host_drivers NAME [irqscope flags]
     name=$1; shift
-    for bdf in $ALPHA $BETA; do echo vfio-pci > /sys/bus/pci/devices/$bdf/driver_override; done
+    for bdf in $ALPHA $SPARE; do echo vfio-pci > /sys/bus/pci/devices/$bdf/driver_override; done
     start_irqscope $name "$@" || return 1
     load nvme
     load e1000e
@@ -105,6 +109,54 @@ vfio_one() {
     stop_irqscope vfio
 }
 
+# Issue 4: two guests at once, each raising interrupts on its vectors; the host e1000e on
+# 00:07.0 runs in legacy INTx mode on the line alpha shares, so that alpha's INTx during a
+# NORESIZE window (6.1) meets a handler that says IRQ_NONE.
+guests() {
+    echo vfio-pci > /sys/bus/pci/devices/$ALPHA/driver_override
+    echo vfio-pci > /sys/bus/pci/devices/$E1000E/driver_override
+    load vfio-pci
+    start_irqscope guests || return 1
+    load e1000e IntMode=0
+    netdev_up $SPARE
+    sleep 1
+    vmm -name guest=alpha --device $ALPHA --bind --raise 3 --raise-in-windows --hold 120 > $R/guests.alpha.log 2>&1 &
+    A=$!
+    vmm -name guest=beta --device $E1000E --bind --raise 3 --hold 120 > $R/guests.beta.log 2>&1 &
+    B=$!
+    wait_for 120 grep -q READY $R/guests.alpha.log || log "alpha never ready"
+    wait_for 120 grep -q READY $R/guests.beta.log || log "beta never ready"
+    sleep 1
+    truth guests $ALPHA $E1000E $SPARE
+    line=$(cat /sys/bus/pci/devices/$ALPHA/irq)
+    echo "line=$line shared_with=$SPARE $(tr '\n' ' ' < /proc/irq/$line/spurious)" > $R/guests.line
+    scrape guests.metrics
+    kill -USR1 $A $B
+    wait $A; echo "exit=$?" >> $R/guests.alpha.log
+    wait $B; echo "exit=$?" >> $R/guests.beta.log
+    sleep 1
+    scrape guests-after.metrics
+    stop_irqscope guests
+}
+
+# Issue 5: 'irqscope trace --json -- VMM' around a VFIO guest, an exporter serving the same run.
+trace_vmm() {
+    load vfio-pci
+    start_irqscope trace || return 1
+    irqscope trace --json --record $R/trace.rec -- \
+        sh -c "vmm -name guest=gamma --device $ALPHA --bind --hold 4 > $R/trace.vmm.log 2>&1" \
+        > $R/trace.json 2> $R/trace.err &
+    T=$!
+    wait_for 120 grep -q READY $R/trace.vmm.log || log "vmm never ready"
+    sleep 0.5
+    scrape trace.metrics
+    wait $T
+    echo "exit=$?" >> $R/trace.err
+    irqscope replay $R/trace.rec > $R/trace.replay.txt 2>&1
+    echo "exit=$?" >> $R/trace.replay.txt
+    stop_irqscope trace
+}
+
 # Scenario 3: on one CPU, a VMM enables vectors of a 400-vector nvme until the host runs out.
 exhaustion() {
     load vfio-pci
@@ -126,9 +178,12 @@ for scenario in $(echo "$1" | tr ',' ' '); do
     start=$(cut -d' ' -f1 /proc/uptime)
     case "$scenario" in
     doctor) irqscope doctor > $R/doctor.txt 2>&1; irqscope doctor --debug.libbpf > /dev/null 2> $R/doctor.libbpf.log ;;
+    lines) for d in /sys/bus/pci/devices/*; do echo "$(basename $d) $(cat $d/vendor):$(cat $d/device) pin=$(cat $d/irq)"; done > $R/lines.txt ;;
     hostdrivers) host_drivers hostdrivers ;;
     hostdrivers-kprobe) host_drivers hostdrivers-kprobe --attach=kprobe,tp_btf ;;
     vfio) vfio_one ;;
+    guests) guests ;;
+    trace) trace_vmm ;;
     exhaustion) exhaustion ;;
     *) log "unknown scenario $scenario" ;;
     esac

@@ -1,0 +1,94 @@
+import IrqscopeDecode
+
+/// Per vector, when each step of its life happened: what `irqscope trace` tabulates at the end.
+/// Times are the kernel's (CLOCK_MONOTONIC, ns).
+public struct Lifecycles: Sendable {
+    public struct Vector: Sendable, Equatable {
+        public var device: String
+        public var irq: Int
+        public var msiIndex: UInt32?
+        public var allocated: UInt64?
+        public var irte: UInt64?
+        public var requested: UInt64?
+        public var requestFailed: (errno: Int32, at: UInt64)?
+        public var cpuVector: (vector: UInt32, cpu: UInt32, at: UInt64)?
+        public var firstInterrupt: UInt64?
+        public var freed: UInt64?
+
+        public static func == (a: Vector, b: Vector) -> Bool {
+            a.device == b.device && a.irq == b.irq && a.msiIndex == b.msiIndex && a.allocated == b.allocated
+                && a.irte == b.irte && a.requested == b.requested && a.freed == b.freed
+                && a.requestFailed?.errno == b.requestFailed?.errno && a.cpuVector?.vector == b.cpuVector?.vector
+                && a.firstInterrupt == b.firstInterrupt
+        }
+    }
+
+    /// Every vector that lived during the trace, in the order it was allocated (an irq number
+    /// reused after a free starts a new entry).
+    public private(set) var vectors: [Vector] = []
+    private var current: [Int: Int] = [:] // irq -> index into vectors
+
+    public init() {}
+
+    public mutating func apply(_ e: Event, device: String?) {
+        guard let irq = e.irq.map(Int.init) else { return }
+        switch e.kind {
+        case .irqAlloc(_, let index) where e.result >= 0:
+            guard let device else { return }
+            // the IRTE is allocated inside this allocation, so its event came first
+            if let i = current[irq], vectors[i].allocated == nil, vectors[i].freed == nil {
+                vectors[i].allocated = e.timeNs
+                vectors[i].msiIndex = index
+                return
+            }
+            current[irq] = vectors.count
+            vectors.append(Vector(device: device, irq: irq, msiIndex: index, allocated: e.timeNs))
+        case .irteAlloc where e.result >= 0:
+            if let device, current[irq] == nil {
+                current[irq] = vectors.count
+                vectors.append(Vector(device: device, irq: irq))
+            }
+            update(irq) { if $0.irte == nil { $0.irte = e.timeNs } }
+        case .requestIRQ(let name, _):
+            guard !name.hasPrefix("vfio-intx") else { return }
+            if e.result == 0 {
+                update(irq) { $0.requested = $0.requested ?? e.timeNs }
+            } else {
+                update(irq) { $0.requestFailed = (Int32(-e.result), e.timeNs) }
+            }
+        case .vectorAlloc(let vector, _, _) where e.result >= 0:
+            update(irq) { if $0.requested == nil || $0.cpuVector == nil { $0.cpuVector = (vector, e.cpu, e.timeNs) } }
+        case .vectorConfig(let vector, let cpu, _) where vector != 0xef:
+            update(irq) { if $0.cpuVector == nil { $0.cpuVector = (vector, cpu, e.timeNs) } }
+        case .irqFree:
+            update(irq) { $0.freed = e.timeNs }
+            current[irq] = nil
+        default:
+            break
+        }
+    }
+
+    /// An irq's count went from 0 to positive between two looks at the kernel's counters; `at`
+    /// is the later look (the resolution of "first interrupt" is the polling interval).
+    public mutating func firstInterrupt(irq: Int, at: UInt64) {
+        update(irq) { if $0.firstInterrupt == nil { $0.firstInterrupt = at } }
+    }
+
+    private mutating func update(_ irq: Int, _ body: (inout Vector) -> Void) {
+        guard let i = current[irq] else { return }
+        body(&vectors[i])
+    }
+
+    /// When this host allocates IRTEs: with the MSI descriptor (before request_irq), or at request_irq.
+    public enum IRTETiming: String, Sendable { case atAllocation = "at MSI allocation", atRequest = "at request_irq", unknown }
+
+    public var irteTiming: IRTETiming {
+        var atAllocation = 0, atRequest = 0
+        for v in vectors {
+            guard let irte = v.irte else { continue }
+            if let requested = v.requested, irte >= requested { atRequest += 1 } else { atAllocation += 1 }
+        }
+        if atAllocation == 0 && atRequest == 0 { return .unknown }
+        return atAllocation >= atRequest ? .atAllocation : .atRequest
+    }
+}

@@ -1,0 +1,213 @@
+import IrqscopeDecode
+import IrqscopeModel
+
+/// `irqscope trace` and `irqscope replay` output: a line per event, then a summary.
+public struct TraceFormat: Sendable {
+    public var start: UInt64
+    public var color: Bool
+
+    public init(start: UInt64, color: Bool) {
+        self.start = start
+        self.color = color
+    }
+
+    func paint(_ s: String, _ code: String) -> String { color ? "\u{1b}[\(code)m\(s)\u{1b}[0m" : s }
+    func failed(_ result: Int64) -> String { paint("FAILED \(Errno.name(Int32(-result)))", "31") }
+
+    public func seconds(_ t: UInt64) -> String {
+        let ns = Int64(bitPattern: t &- start)
+        let sign = ns < 0 ? "-" : "+"
+        let us = abs(ns) / 1000
+        let frac = String(us % 1_000_000)
+        return "\(sign)\(us / 1_000_000).\(String(repeating: "0", count: 6 - frac.count))\(frac)"
+    }
+
+    /// One event. `guest` is the owner's name ("host" for host drivers), `device` its PCI address.
+    public func line(_ e: Event, guest: String?, device: String?) -> String {
+        let irq = e.irq.map { "irq \($0)" } ?? ""
+        let detail: String
+        switch e.kind {
+        case .msixEnable(let min, let max, _):
+            detail = e.result > 0 ? "MSI-X on with \(e.result) vectors (asked \(min)-\(max))" : "MSI-X enable (asked \(min)-\(max)) \(failed(e.result))"
+        case .msixAdd(let requested, let index):
+            detail = e.result > 0
+                ? "vector \(index.map(String.init) ?? "?") added to the live table, irq \(e.result)"
+                : "add vector \(requested == UInt32.max ? "any" : String(requested)) \(failed(e.result))"
+        case .msixDisable:
+            detail = paint("MSI-X off", "33")
+        case .msiAlloc(let r):
+            detail = e.result >= 0 ? "\(r.count) MSI descriptor\(r.count == 1 ? "" : "s")" : "\(r.count) MSI descriptors \(failed(e.result))"
+        case .msiFree:
+            detail = "MSI descriptors freed"
+        case .irqAlloc(let count, let index):
+            detail = "\(irq)\(count > 1 ? "+\(count - 1)" : "") for MSI index \(index.map(String.init) ?? "?")" + (e.result < 0 ? " \(failed(e.result))" : "")
+        case .irqFree(let count):
+            detail = "\(irq)\(count > 1 ? "+\(count - 1)" : "") freed"
+        case .irteAlloc(_, let index):
+            detail = e.result >= 0 ? "IRTE for \(irq) (MSI index \(index.map(String.init) ?? "?"))" : "IRTE for \(irq) \(failed(e.result))"
+        case .irteFree:
+            detail = "IRTE for \(irq) freed"
+        case .irteActivate(let reserve):
+            detail = "IRTE for \(irq) " + (reserve ? "parked on vector 0xef (reservation)" : "programmed with its CPU vector")
+        case .irteDeactivate:
+            detail = "IRTE for \(irq) cleared"
+        case .irtePosted(let posted):
+            detail = "\(irq) " + (posted ? "posted straight to a vCPU" : "back to remapped delivery")
+        case .piUpdate(let vcpu, let gsi, let gvec, let set):
+            detail = "KVM posted interrupt \(set ? "on" : "off"): host \(irq), gsi \(gsi), guest vector \(gvec)" + (vcpu.map { ", vCPU \($0)" } ?? "")
+        case .requestIRQ(let name, _):
+            detail = "\(irq) \(name)" + (e.result == 0 ? "" : " \(failed(e.result))")
+        case .freeIRQ(let name):
+            detail = "\(irq) \(name) freed"
+        case .vfioSetIRQs(let s):
+            let index = ["INTx", "MSI", "MSI-X", "ERR", "REQ"][safe: Int(s.index)] ?? "index \(s.index)"
+            let what = s.isDisable ? "disable" : s.isEventfdTrigger ? "eventfds" : "flags 0x\(String(s.flags, radix: 16))"
+            detail = "VFIO_DEVICE_SET_IRQS \(index) \(what) start=\(s.start) count=\(s.count)" + (e.result == 0 ? "" : " \(failed(e.result))")
+        case .vectorReserve(let managed):
+            detail = e.result == 0 ? "\(irq) vector reserved\(managed ? " (managed)" : ""), no CPU vector yet" : "\(irq) reservation \(failed(e.result))"
+        case .vectorAlloc(let vector, _, let managed):
+            detail = e.result >= 0 ? "\(irq) CPU vector \(hex(vector))\(managed ? " (managed)" : "")" : "\(irq) CPU vector \(failed(e.result))"
+        case .vectorActivate(let a):
+            detail = "\(irq) activated\(a.reserve ? " in reservation mode" : "")"
+        case .vectorDeactivate:
+            detail = "\(irq) deactivated"
+        case .vectorTeardown(_, let had):
+            detail = "\(irq) torn down\(had ? ", reservation returned" : "")"
+        case .vectorConfig(let vector, let cpu, _):
+            detail = "\(irq) points at vector \(hex(vector)) on CPU \(cpu)" + (vector == 0xef ? " (shutdown vector)" : "")
+        case .matrix(let m):
+            let cpu = m.perCPU.map { "CPU \($0.cpu): \($0.available) free, \($0.allocated) allocated; " } ?? ""
+            detail = "\(cpu)all: \(m.globalAvailable) free, \(m.globalReserved) reserved, \(m.totalAllocated) allocated"
+        case .unhandled(let count):
+            detail = paint("\(count) unhandled interrupt\(count == 1 ? "" : "s") on \(irq)", "33")
+        }
+        return "\(seconds(e.timeNs))  \(pad(guest ?? "-", 12)) \(pad(device ?? "-", 13)) \(pad(e.kind.name, 17)) \(detail)"
+    }
+
+    func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
+}
+
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+
+/// What the trace found, per guest and device, and whether it was clean.
+public struct TraceSummary: Sendable {
+    public struct Row: Sendable {
+        public var guest: String
+        public var device: String
+        public var driver: String
+        public var state: Devices.Device
+    }
+
+    public var rows: [Row]
+    public var lifecycles: [Lifecycles.Vector]
+    public var irteTiming: Lifecycles.IRTETiming
+    public var seconds: Double
+
+    public init(model: HostModel, lifecycles: Lifecycles, include: (String) -> Bool, seconds: Double) {
+        rows = model.devices.devices.values.filter { include($0.address) }.map { d in
+            Row(guest: d.owner.map { model.processes[$0]?.name ?? "pid-\($0)" } ?? "host", device: d.address,
+                driver: model.drivers[d.address] ?? "", state: d)
+        }.sorted { ($0.guest, $0.device) < ($1.guest, $1.device) }
+        self.lifecycles = lifecycles.vectors.filter { include($0.device) }
+        irteTiming = lifecycles.irteTiming
+        self.seconds = seconds
+    }
+
+    public enum Finding: String, Sendable, CaseIterable {
+        case lossy, failure, lost
+    }
+
+    /// What `--fail-on` can act on.
+    public var findings: Set<Finding> {
+        var out = Set<Finding>()
+        for r in rows {
+            if r.state.windows.count > 0 { out.insert(.lossy) }
+            if !r.state.requestFailures.isEmpty || !r.state.enableFailures.isEmpty { out.insert(.failure) }
+            if r.state.lost.values.contains(where: { $0 > 0 }) { out.insert(.lost) }
+        }
+        return out
+    }
+
+    public func text(_ f: TraceFormat) -> String {
+        var out = "\nSummary over \(String(format2(seconds))) s\n"
+        guard !rows.isEmpty else {
+            return out + "  no device's MSI-X vectors changed.\n\nVerdict: clean: no lossy resize, no failed request, no lost interrupt.\n"
+        }
+        let header = ["GUEST", "DEVICE", "DRIVER", "ALLOC", "REQ", "IRTE", "POSTED", "GROWS dyn/re", "CYCLES", "MSI-X OFF",
+                      "FAILURES", "LOST"]
+        var table = [header]
+        for r in rows {
+            let d = r.state
+            let failures = (d.requestFailures.map { "request \(Errno.name($0.key))x\($0.value)" }
+                            + d.enableFailures.map { "enable \(Errno.name($0.key))x\($0.value)" }).sorted().joined(separator: " ")
+            let lost = d.lost.filter { $0.value > 0 }.map { "\($0.key.rawValue) \($0.value)" }.sorted().joined(separator: " ")
+            table.append([r.guest, r.device, r.driver, String(d.vectors.count), String(d.requested), String(d.irtes),
+                          String(d.posted), "\(d.grows[.dynamic] ?? 0)/\(d.grows[.reenable] ?? 0)", String(d.cycles),
+                          d.windows.count > 0 ? "\(d.windows.count)x \(format2(d.windows.sum * 1000)) ms" : "-",
+                          failures.isEmpty ? "-" : failures, lost.isEmpty ? "-" : lost])
+        }
+        out += columns(table)
+        out += "\nIRTEs on this host are allocated \(irteTiming.rawValue)"
+        out += irteTiming == .unknown ? " (no IRTE seen: interrupt remapping off, or its probes not attached).\n" : ".\n"
+        if !lifecycles.isEmpty {
+            out += "\nVectors (times from the start of the trace)\n"
+            var v = [["DEVICE", "INDEX", "IRQ", "ALLOCATED", "IRTE", "REQUESTED", "CPU VECTOR", "FIRST IRQ", "FREED"]]
+            for l in lifecycles {
+                v.append([l.device, l.msiIndex.map(String.init) ?? "-", String(l.irq), t(l.allocated, f), t(l.irte, f),
+                          l.requested.map { f.seconds($0) } ?? l.requestFailed.map { "FAILED \(Errno.name($0.errno))" } ?? "-",
+                          l.cpuVector.map { "0x\(String($0.vector, radix: 16))@cpu\($0.cpu) \(f.seconds($0.at))" } ?? "-",
+                          t(l.firstInterrupt, f), t(l.freed, f)])
+            }
+            out += columns(v)
+        }
+        let found = findings
+        out += "\n" + (found.isEmpty ? "Verdict: clean: no lossy resize, no failed request, no lost interrupt.\n"
+                       : "Verdict: " + Finding.allCases.filter { found.contains($0) }.map {
+                           switch $0 {
+                           case .lossy: "lossy resizes (MSI-X switched off with live vectors)"
+                           case .failure: "failed requests (vectors the host could not back)"
+                           case .lost: "lost interrupts"
+                           }
+                       }.joined(separator: "; ") + ".\n")
+        return out
+    }
+
+    public func json() -> JSON {
+        .object([("summary", .object([
+            ("seconds", .double(seconds)),
+            ("irte_allocated", .string(irteTiming.rawValue)),
+            ("findings", .array(Finding.allCases.filter { findings.contains($0) }.map { .string($0.rawValue) })),
+            ("devices", .array(rows.map { r in
+                let d = r.state
+                return .object([
+                    ("guest", .string(r.guest)), ("device", .string(r.device)), ("driver", .string(r.driver)),
+                    ("allocated", .int(Int64(d.vectors.count))), ("requested", .int(Int64(d.requested))),
+                    ("irtes", .int(Int64(d.irtes))), ("posted", .int(Int64(d.posted))),
+                    ("grows_dynamic", .uint(d.grows[.dynamic] ?? 0)), ("grows_reenable", .uint(d.grows[.reenable] ?? 0)),
+                    ("cycles", .uint(d.cycles)), ("windows", .uint(d.windows.count)), ("msix_off_seconds", .double(d.windows.sum)),
+                    ("request_failures", .object(d.requestFailures.sorted { $0.key < $1.key }.map { (Errno.name($0.key), .uint($0.value)) })),
+                    ("enable_failures", .object(d.enableFailures.sorted { $0.key < $1.key }.map { (Errno.name($0.key), .uint($0.value)) })),
+                    ("lost", .object(d.lost.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key.rawValue, .uint($0.value)) })),
+                    ("delivered", .uint(d.delivered)),
+                ])
+            })),
+        ]))])
+    }
+
+    func t(_ v: UInt64?, _ f: TraceFormat) -> String { v.map { f.seconds($0) } ?? "-" }
+}
+
+func format2(_ v: Double) -> String {
+    let r = (v * 1000).rounded() / 1000
+    return String(r)
+}
+
+/// Left-aligned columns separated by two spaces.
+func columns(_ rows: [[String]]) -> String {
+    guard let first = rows.first else { return "" }
+    var widths = Array(repeating: 0, count: first.count)
+    for row in rows { for (i, c) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+    return rows.map { row in
+        row.enumerated().map { i, c in i == row.count - 1 ? c : pad(c, widths[i]) }.joined(separator: "  ")
+    }.joined(separator: "\n") + "\n"
+}

@@ -1,0 +1,202 @@
+import ArgumentParser
+import Glibc
+import IrqscopeDecode
+import IrqscopeKernel
+import IrqscopeModel
+import IrqscopeRender
+import Synchronization
+
+struct Trace: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Follow, live, what a guest's boot does to the host's interrupt plumbing; then a verdict.",
+        discussion: """
+            Attaches before COMMAND starts, so nothing is missed, and follows COMMAND and its children \
+            until it exits; without COMMAND, until --duration or Ctrl-C.
+            Exit status: 0, or with --fail-on: 3 lossy resizes, 4 failed requests, 5 lost interrupts \
+            (the most severe that applies); 1 when irqscope itself fails, 64 for bad usage.
+            """)
+
+    @OptionGroup var trace: TraceOptions
+
+    @Option(help: "Stop after this many seconds.")
+    var duration: Double?
+
+    @Option(help: ArgumentHelp("Also write the raw event stream to FILE, for 'irqscope replay'.", valueName: "file"))
+    var record: String?
+
+    @OptionGroup var kernel: KernelOptions
+
+    @Argument(parsing: .postTerminator, help: "A command to start and follow (a VMM), after '--'.")
+    var command: [String] = []
+
+    func validate() throws {
+        if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
+        if trace.pid != nil && !command.isEmpty { throw ValidationError("--pid and a command exclude each other") }
+    }
+
+    func run() throws {
+        let resolver = ProcessResolver()
+        try checkTargets(resolver)
+        let executable = try command.first.map(resolveExecutable)
+
+        let session = try kernel.openSession()
+        for family in session.report.families where !family.available {
+            printError("irqscope: not attached: \(family.name): this trace will miss it (\(family.cost))")
+        }
+        let followed = Followed(root: trace.pid)
+        let color = isatty(1) != 0 && !trace.json
+        let follows: (@Sendable (UInt32) -> Bool)? = trace.pid != nil || executable != nil ? followed.contains : nil
+        let output = TraceOutput(options: trace, start: monotonicNow(), color: color, follows: follows)
+        let collector: Collector
+        do {
+            collector = try Collector(session: session, record: record) { event, guest, device, model in
+                output.show(event, guest: guest, device: device, model: model)
+            }
+            try collector.start()
+        } catch {
+            session.close()
+            throw error
+        }
+
+        Interrupted.install()
+        var child: pid_t = 0
+        if let executable {
+            child = try spawn(executable, command)
+            followed.root = UInt32(child)
+        }
+        let status = isatty(2) != 0 && !trace.json
+        let started = monotonicNow()
+        var childStatus: Int32?
+        while !Interrupted.flag.load(ordering: .relaxed) {
+            if let duration, Double(monotonicNow() - started) / 1e9 >= duration { break }
+            if child > 0 {
+                var st: Int32 = 0
+                if waitpid(child, &st, WNOHANG) == child { childStatus = st; break }
+            }
+            _ = try? collector.poll(now: monotonicNow())
+            if status {
+                let line = collector.read { model, _ in statusLine(model, shown: output.eventsShown) }
+                printError("\r\u{1b}[2K" + line, newline: false)
+            }
+            usleep(100_000)
+        }
+        _ = try? collector.poll(now: monotonicNow())
+        collector.stop()
+        if status { printError("\r\u{1b}[2K", newline: false) }
+        if let childStatus {
+            printError("irqscope: \(command[0]) exited with status \(exitStatus(childStatus))")
+        }
+        let code = collector.read { model, lifecycles in
+            output.finish(model: model, lifecycles: lifecycles, seconds: Double(monotonicNow() - started) / 1e9)
+        }
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    /// Bad targets fail before anything is attached.
+    private func checkTargets(_ resolver: ProcessResolver) throws {
+        if let device = trace.device, !fileExists("/sys/bus/pci/devices/\(device)") {
+            throw FatalError(message: "no PCI device \(device) on this host")
+        }
+        if let pid = trace.pid, !resolver.alive(pid) {
+            throw FatalError(message: "no process \(pid)")
+        }
+        if let guest = trace.guest, command.isEmpty {
+            let running = runningGuests(resolver)
+            if !running.contains(guest) {
+                throw FatalError(message: "no running guest named '\(guest)'" + (running.isEmpty ? "" : " (running: \(running.sorted().joined(separator: ", ")))"))
+            }
+        }
+    }
+
+    /// Names of the processes that look like VMMs: those with /dev/vfio open.
+    private func runningGuests(_ resolver: ProcessResolver) -> Set<String> {
+        var names = Set<String>()
+        for entry in listDirectory("/proc") {
+            guard let pid = UInt32(entry) else { continue }
+            let fds = listDirectory("/proc/\(pid)/fd")
+            guard fds.contains(where: { (readLink("/proc/\(pid)/fd/\($0)") ?? "").hasPrefix("/dev/vfio/") }) else { continue }
+            names.insert(resolver.identify(pid, comm: "").name)
+        }
+        return names
+    }
+
+    private func resolveExecutable(_ name: String) throws -> String {
+        if name.contains("/") {
+            guard access(name, X_OK) == 0 else { throw FatalError(message: "cannot run \(name): not an executable file") }
+            return name
+        }
+        for dir in (String(cString: getenv("PATH") ?? strdup("/usr/bin:/bin"))).split(separator: ":") {
+            let path = "\(dir)/\(name)"
+            if access(path, X_OK) == 0 { return path }
+        }
+        throw FatalError(message: "command not found: \(name)")
+    }
+
+    private func spawn(_ path: String, _ argv: [String]) throws -> pid_t {
+        var pid: pid_t = 0
+        var cargs = argv.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        let rc = posix_spawn(&pid, path, nil, nil, &cargs, environ)
+        guard rc == 0 else { throw FatalError(message: "cannot start \(argv[0]): \(String(cString: strerror(rc)))") }
+        return pid
+    }
+}
+
+/// The process tree being followed: the root and every process descended from it.
+final class Followed: @unchecked Sendable {
+    private let lock = Mutex<(root: UInt32?, known: [UInt32: Bool])>((nil, [:]))
+
+    init(root: UInt32?) { lock.withLock { $0.root = root } }
+
+    var root: UInt32? {
+        get { lock.withLock { $0.root } }
+        set { lock.withLock { $0.root = newValue; $0.known = [:] } }
+    }
+
+    @Sendable func contains(_ tgid: UInt32) -> Bool {
+        lock.withLock { state in
+            guard let root = state.root else { return false }
+            if let known = state.known[tgid] { return known }
+            var pid = tgid
+            var result = false
+            for _ in 0..<64 {
+                if pid == root { result = true; break }
+                guard pid > 1, let status = readFile("/proc/\(pid)/status"),
+                      let line = status.split(separator: "\n").first(where: { $0.hasPrefix("PPid:") }),
+                      let parent = UInt32(line.dropFirst(5).filter { !$0.isWhitespace }) else { break }
+                pid = parent
+            }
+            state.known[tgid] = result
+            return result
+        }
+    }
+}
+
+enum Interrupted {
+    static let flag = Atomic<Bool>(false)
+
+    static func install() {
+        signal(SIGINT) { _ in Interrupted.flag.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in Interrupted.flag.store(true, ordering: .relaxed) }
+    }
+}
+
+func monotonicNow() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+func exitStatus(_ st: Int32) -> String {
+    let signal = st & 0x7f
+    return signal == 0 ? String((st >> 8) & 0xff) : "killed by signal \(signal)"
+}
+
+func statusLine(_ model: HostModel, shown: Int) -> String {
+    let devices = model.devices.devices.values
+    let vectors = devices.reduce(0) { $0 + $1.vectors.count }
+    let failures = devices.reduce(UInt64(0)) { $0 + $1.requestFailures.values.reduce(0, +) }
+    let windows = devices.reduce(UInt64(0)) { $0 + $1.windows.count }
+    let lost = devices.reduce(UInt64(0)) { $0 + $1.lost.values.reduce(0, +) }
+    return "events \(shown)  devices \(devices.count)  vectors \(vectors)  msix-off windows \(windows)  failed requests \(failures)  lost \(lost)"
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Glibc
+import IrqscopeDecode
+import IrqscopeModel
+import IrqscopeRender
+import Synchronization
+
+extension TraceSummary.Finding: ExpressibleByArgument {}
+
+/// Flags `trace` and `replay` share: what to follow, how to print, what fails the run.
+struct TraceOptions: ParsableArguments {
+    @Option(help: "Only this guest (its name as irqscope resolves it: QEMU -name, libvirt, KubeVirt, else comm-pid).")
+    var guest: String?
+
+    @Option(help: "Only this process (a VMM) and, when tracing live, its children.")
+    var pid: UInt32?
+
+    @Option(help: "Only this PCI device (0000:00:03.0).")
+    var device: String?
+
+    @Flag(help: "One JSON object per event, then a summary object.")
+    var json = false
+
+    @Option(name: .customLong("fail-on"),
+            help: ArgumentHelp("Exit non-zero when the run shows lossy resizes (exit 3), failed requests (4) or lost interrupts (5); repeatable.",
+                               valueName: "lossy|failure|lost"))
+    var failOn: [TraceSummary.Finding] = []
+
+    func validate() throws {
+        if let device, !isPCIAddress(device) {
+            throw ValidationError("--device: '\(device)' is not a PCI address like 0000:00:03.0")
+        }
+    }
+}
+
+func isPCIAddress(_ s: String) -> Bool {
+    let parts = s.split(separator: ":", omittingEmptySubsequences: false)
+    guard parts.count == 3, parts[0].count == 4, parts[1].count == 2 else { return false }
+    let slot = parts[2].split(separator: ".")
+    return slot.count == 2 && slot[0].count == 2 && slot[1].count == 1
+        && (parts[0] + parts[1] + slot[0] + slot[1]).allSatisfy(\.isHexDigit)
+}
+
+/// Decides what is shown, prints it, and turns the summary into an exit status.
+final class TraceOutput: Sendable {
+    let options: TraceOptions
+    let format: TraceFormat
+    /// Whether a process is the followed one (or, live, one of its children); nil follows all.
+    let follows: (@Sendable (UInt32) -> Bool)?
+    private let shown = Atomic<Int>(0)
+
+    init(options: TraceOptions, start: UInt64, color: Bool, follows: (@Sendable (UInt32) -> Bool)?) {
+        self.options = options
+        format = TraceFormat(start: start, color: color)
+        self.follows = follows
+    }
+
+    var eventsShown: Int { shown.load(ordering: .relaxed) }
+
+    func includes(_ e: Event, guest: String?, device: String?, model: HostModel) -> Bool {
+        if let d = options.device, device != d { return false }
+        if let g = options.guest, guest != g { return false }
+        if let follows {
+            return follows(e.tgid) || model.devices.owner(of: e).map(follows) ?? false
+        }
+        return true
+    }
+
+    /// Whether a device belongs in the summary.
+    func includes(device address: String, model: HostModel) -> Bool {
+        if let d = options.device, address != d { return false }
+        let owner = model.devices.devices[address]?.owner
+        if let g = options.guest, owner.flatMap({ model.processes[$0]?.name }) != g { return false }
+        if let follows { return owner.map(follows) ?? false }
+        return true
+    }
+
+    func show(_ e: Event, guest: String?, device: String?, model: HostModel) {
+        guard includes(e, guest: guest, device: device, model: model) else { return }
+        shown.add(1, ordering: .relaxed)
+        if options.json {
+            printOut(EventJSON.object(e, guest: guest, startNs: format.start).text + "\n")
+        } else {
+            printOut(format.line(e, guest: guest, device: device) + "\n")
+        }
+    }
+
+    /// Prints the summary; returns the exit status `--fail-on` asks for (0 when none applies).
+    func finish(model: HostModel, lifecycles: Lifecycles, seconds: Double) -> Int32 {
+        let summary = TraceSummary(model: model, lifecycles: lifecycles,
+                                   include: { self.includes(device: $0, model: model) }, seconds: seconds)
+        printOut(options.json ? summary.json().text + "\n" : summary.text(format))
+        let hits = Set(options.failOn).intersection(summary.findings)
+        if hits.contains(.lost) { return 5 }
+        if hits.contains(.failure) { return 4 }
+        if hits.contains(.lossy) { return 3 }
+        return 0
+    }
+}

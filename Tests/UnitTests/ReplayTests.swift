@@ -1,0 +1,77 @@
+import Foundation
+import LabChecks
+import Testing
+import TestSupport
+
+/// `irqscope replay` on the lab's recordings: the human rendering against golden files, and bad
+/// input. Runs the built binary; no BPF involved. IRQSCOPE_UPDATE_GOLDEN=1 rewrites the goldens.
+@Suite struct ReplayTests {
+    static let binary = packageRoot + "/.build/debug/irqscope"
+    static let golden = packageRoot + "/Tests/Fixtures/golden"
+
+    func replay(_ args: [String]) throws -> Finished {
+        try run([Self.binary, "replay"] + args, timeout: 60)
+    }
+
+    @Test(arguments: ["6.1", "6.12"]) func vfioGuestRendersAsRecorded(kernel: String) throws {
+        let dir = try LabChecks.unpack(packageRoot + "/Tests/Fixtures/lab/\(kernel)/main")
+        let r = try replay([dir + "/vfio.rec", "--guest", "alpha"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let file = "\(Self.golden)/replay-\(kernel)-vfio-alpha.txt"
+        if ProcessInfo.processInfo.environment["IRQSCOPE_UPDATE_GOLDEN"] == "1" {
+            try FileManager.default.createDirectory(atPath: Self.golden, withIntermediateDirectories: true)
+            try r.stdout.write(toFile: file, atomically: true, encoding: .utf8)
+        }
+        let expected = try String(contentsOfFile: file, encoding: .utf8)
+        let got = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        let want = expected.split(separator: "\n", omittingEmptySubsequences: false)
+        let firstDifference = zip(got, want).enumerated().first { $0.element.0 != $0.element.1 }
+        #expect(got.count == want.count && firstDifference == nil,
+                "differs from \(file) at line \((firstDifference?.offset ?? min(got.count, want.count)) + 1): \(firstDifference.map { "got '\($0.element.0)' want '\($0.element.1)'" } ?? "length \(got.count) vs \(want.count)")")
+    }
+
+    @Test func jsonIsOneObjectPerEventThenASummary() throws {
+        let dir = try LabChecks.unpack(packageRoot + "/Tests/Fixtures/lab/6.12/main")
+        let r = try replay([dir + "/vfio.rec", "--json", "--device", "0000:00:06.0"])
+        #expect(r.status == 0)
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.count > 20)
+        for line in lines.dropLast() {
+            let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+            for key in ["time_ns", "event", "pid", "comm"] { #expect(o[key] != nil, "\(key) missing: \(line)") }
+        }
+        let last = try JSONSerialization.jsonObject(with: Data(lines.last!.utf8)) as? [String: Any]
+        #expect(last?["summary"] != nil)
+    }
+
+    @Test(arguments: [
+        (["/nonexistent.rec"], "cannot open"),
+        (["{BAD}"], "not an irqscope recording"),
+        (["{TRUNC}"], "truncated record"),
+        (["{GOOD}", "--guest", "nobody"], "no guest named 'nobody'"),
+        (["{GOOD}", "--device", "0000:00:1f.0"], "no device 0000:00:1f.0"),
+        (["{GOOD}", "--device", "bogus"], "not a PCI address"),
+        (["{GOOD}", "--fail-on", "everything"], "everything"),
+    ])
+    func badInputIsOneLineAndNonZero(args: [String], mentions: String) throws {
+        let dir = try LabChecks.unpack(packageRoot + "/Tests/Fixtures/lab/6.12/main")
+        let bad = dir + "/bad.rec", truncated = dir + "/truncated.rec"
+        try Data("garbage\n".utf8).write(to: URL(fileURLWithPath: bad))
+        try Data(try Data(contentsOf: URL(fileURLWithPath: dir + "/vfio.rec")).prefix(5000)).write(to: URL(fileURLWithPath: truncated))
+        let resolved = args.map { $0.replacingOccurrences(of: "{BAD}", with: bad).replacingOccurrences(of: "{TRUNC}", with: truncated)
+                                    .replacingOccurrences(of: "{GOOD}", with: dir + "/vfio.rec") }
+        let r = try replay(resolved)
+        #expect(r.status != 0)
+        #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(mentions), "stderr: \(r.stderr)")
+    }
+
+    @Test func failOnLossyGatesA61Resize() throws {
+        let dir = try LabChecks.unpack(packageRoot + "/Tests/Fixtures/lab/6.1/main")
+        #expect(try replay([dir + "/vfio.rec", "--fail-on", "lossy"]).status == 3)
+        #expect(try replay([dir + "/vfio.rec", "--fail-on", "failure"]).status == 0)
+        let ok = try LabChecks.unpack(packageRoot + "/Tests/Fixtures/lab/6.12/main")
+        #expect(try replay([ok + "/vfio.rec", "--fail-on", "lossy", "--fail-on", "lost"]).status == 0)
+        let exhausted = try LabChecks.unpack(packageRoot + "/Tests/Fixtures/lab/6.12/exhaustion")
+        #expect(try replay([exhausted + "/exhaustion.rec", "--fail-on", "failure"]).status == 4)
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import IrqscopeDecode
+import IrqscopeKernel
+import Testing
+
+/// The guest-name resolver on fabricated /proc and cgroup trees.
+@Suite struct ResolverTests {
+    let root = NSTemporaryDirectory() + "irqscope-proc-\(UUID().uuidString)"
+
+    func process(_ pid: Int, cmdline: [String], cgroup: String = "0::/user.slice\n", comm: String = "qemu-system-x86",
+                 files: [String: String] = [:]) throws {
+        let dir = "\(root)/proc/\(pid)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data((cmdline.joined(separator: "\u{0}") + "\u{0}").utf8).write(to: URL(fileURLWithPath: dir + "/cmdline"))
+        try cgroup.write(toFile: dir + "/cgroup", atomically: true, encoding: .utf8)
+        try (comm + "\n").write(toFile: dir + "/comm", atomically: true, encoding: .utf8)
+        for (path, text) in files {
+            let full = dir + "/" + path
+            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: full, atomically: true, encoding: .utf8)
+        }
+    }
+
+    func identify(_ pid: UInt32) -> ProcessIdentity { ProcessResolver(root: root).identify(pid, comm: "fallback") }
+
+    @Test func qemuNameGuestForm() throws {
+        try process(100, cmdline: ["/usr/bin/qemu-system-x86_64", "-name", "guest=alpha,debug-threads=on", "-m", "1024"])
+        #expect(identify(100) == ProcessIdentity(tgid: 100, name: "alpha", source: .qemuName))
+    }
+
+    @Test func qemuNamePlainForm() throws {
+        try process(101, cmdline: ["qemu-system-x86_64", "-name", "beta"])
+        #expect(identify(101) == ProcessIdentity(tgid: 101, name: "beta", source: .qemuName))
+    }
+
+    @Test func libvirtScopeWithID() throws {
+        try process(102, cmdline: ["/usr/libexec/qemu-kvm", "-m", "2048"],
+                    cgroup: "0::/machine.slice/machine-qemu\\x2d3\\x2dweb\\x2dfront.scope/libvirt/vcpu0\n")
+        #expect(identify(102) == ProcessIdentity(tgid: 102, name: "web-front", source: .libvirtScope))
+    }
+
+    @Test func libvirtScopeLegacyAndCgroupV1() throws {
+        try process(103, cmdline: ["qemu-kvm"],
+                    cgroup: "12:cpuset:/machine.slice\n1:name=systemd:/machine.slice/machine-qemu\\x2ddb1.scope\n")
+        #expect(identify(103) == ProcessIdentity(tgid: 103, name: "db1", source: .libvirtScope))
+    }
+
+    @Test func kubevirtFromTheDomainName() throws {
+        try process(104, cmdline: ["/usr/libexec/qemu-kvm", "-name", "guest=prod_vm-a,debug-threads=on"],
+                    cgroup: "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5f1e_2b3a.slice/cri-containerd-abc.scope\n")
+        #expect(identify(104) == ProcessIdentity(tgid: 104, name: "prod/vm-a", source: .kubevirt))
+    }
+
+    @Test func kubevirtFromThePodWhenNoName() throws {
+        try process(105, cmdline: ["/usr/libexec/qemu-kvm"],
+                    cgroup: "0::/kubepods/besteffort/pod5f1e2b3a/abcdef\n",
+                    files: ["root/etc/hostname": "virt-launcher-vm-b-x7k2p\n",
+                            "root/var/run/secrets/kubernetes.io/serviceaccount/namespace": "staging"])
+        #expect(identify(105) == ProcessIdentity(tgid: 105, name: "staging/vm-b", source: .kubevirt))
+    }
+
+    @Test func commAndPidOtherwise() throws {
+        try process(106, cmdline: ["./vmm", "--device", "0000:00:06.0"], comm: "vmm")
+        #expect(identify(106) == ProcessIdentity(tgid: 106, name: "vmm-106", source: .comm))
+        #expect(identify(999) == ProcessIdentity(tgid: 999, name: "fallback-999", source: .comm))
+        #expect(ProcessResolver(root: root).alive(106) && !ProcessResolver(root: root).alive(999))
+    }
+}
