@@ -19,17 +19,20 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         // The kernel-to-user event ABI: one C header, compiled into the BPF object and imported by Swift.
         .target(name: "IrqscopeABI", path: "Sources/ABI"),
         .systemLibrary(name: "CLibbpf", path: "Sources/CLibbpf"),
+        .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
+        .target(name: "CSys", path: "Sources/CSys"),
         .plugin(name: "BPFEmbed", capability: .buildTool(), path: "Plugins/BPFEmbed"),
 
         // kernel events -> decode -> model -> render
         .target(
             name: "IrqscopeKernel",
-            dependencies: ["CLibbpf", "IrqscopeABI", "IrqscopeDecode"],
+            dependencies: ["CLibbpf", "CSys", "IrqscopeABI", "IrqscopeDecode"],
             path: "Sources/Kernel",
             linkerSettings: libbpfLink,
             plugins: ["BPFEmbed"]
@@ -40,6 +43,8 @@ let package = Package(
         .target(
             name: "IrqscopeServer",
             dependencies: [
+                "CCrypt", "IrqscopeDecode",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

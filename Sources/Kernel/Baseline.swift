@@ -1,5 +1,6 @@
 import CLibbpf
 import Glibc
+import IrqscopeDecode
 
 /// The empty program on irq_handler_exit that `irqscope-bench` measures irqscope against.
 public final class BaselineProgram: @unchecked Sendable {

@@ -20,7 +20,7 @@ public final class KernelSession: @unchecked Sendable {
 
     public let report: ProbeReport
     let object: BPFObject
-    let maps: Maps
+    public let maps: Maps
 
     public struct ProgramStat: Sendable {
         public var program: String
@@ -34,12 +34,12 @@ public final class KernelSession: @unchecked Sendable {
     public func programStats() -> [ProgramStat] { object.programStats() }
     private var stream: EventStream?
 
-    struct Maps {
-        var irqCounts: Int32
-        var irqSlots: UInt32
-        var spurious: Int32
-        var counters: Int32
-        var events: Int32
+    public struct Maps: Sendable {
+        public var irqCounts: Int32
+        public var irqSlots: UInt32
+        public var spurious: Int32
+        public var counters: Int32
+        public var events: Int32
     }
 
     /// Checks privileges, loads and attaches. Throws one clear message when irqscope cannot
@@ -157,7 +157,7 @@ public final class KernelSession: @unchecked Sendable {
 
     /// Program names libbpf says failed, with the most useful thing it said about each: the
     /// verifier's complaint (the last line of the load log it prints as one message) when there is one.
-    static func failedPrograms(in log: [String]) -> [String: String] {
+    public static func failedPrograms(in log: [String]) -> [String: String] {
         var out: [String: String] = [:]
         var verifier: [String: String] = [:]
         for message in log {

@@ -9,11 +9,20 @@ public struct DeliveryCounters: Sendable {
         public var irq: Int
         public var name: String
         public var device: String?
+        public init(irq: Int, name: String, device: String?) {
+            self.irq = irq
+            self.name = name
+            self.device = device
+        }
     }
 
     public struct Totals: Sendable, Equatable {
         public var interrupts: UInt64 = 0
         public var unhandled: UInt64 = 0
+        public init(interrupts: UInt64 = 0, unhandled: UInt64 = 0) {
+            self.interrupts = interrupts
+            self.unhandled = unhandled
+        }
     }
 
     public private(set) var series: [Series: Totals] = [:]

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 public struct HTTPRequest: Sendable {
@@ -26,6 +27,7 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var contentType: String
     public var body: [UInt8]
+    public var headers: [(String, String)] = []
 
     public init(status: Int, contentType: String, body: String) {
         self.status = status
@@ -58,42 +60,58 @@ public final class HTTPServer: Service {
         }
     }
 
-    public static func bind(_ addresses: [ListenAddress], logger: Logger,
-                            handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) async throws -> HTTPServer {
+    /// `web`: TLS and basic authentication (`--web.config.file`); requests without valid
+    /// credentials get 401 before the handler runs.
+    /// Binds every address or none, blocking the calling thread (not an event loop thread).
+    /// `web`: TLS and basic authentication (`--web.config.file`); requests without valid
+    /// credentials get 401 before the handler runs.
+    public static func bind(_ addresses: [ListenAddress], web: WebConfig = WebConfig(), logger: Logger,
+                            handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) throws -> HTTPServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let guarded: @Sendable (HTTPRequest) -> HTTPResponse = { request in
+            guard web.authorized(request.header("Authorization")) else {
+                var r = HTTPResponse(status: 401, contentType: "text/plain; charset=utf-8", body: "unauthorized\n")
+                r.headers = [("WWW-Authenticate", "Basic realm=\"irqscope\"")]
+                return r
+            }
+            return handler(request)
+        }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = web.tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(RequestHandler(handler))
+                    try channel.pipeline.syncOperations.addHandler(RequestHandler(guarded))
                 }
             }
         var channels: [Channel] = []
         do {
             for address in addresses {
-                channels.append(try await bindOne(bootstrap, address))
+                channels.append(try bindOne(bootstrap, address))
             }
         } catch {
-            for channel in channels { try? await channel.close() }
-            try? await group.shutdownGracefully()
+            for channel in channels { try? channel.close().wait() }
+            try? group.syncShutdownGracefully()
             throw error
         }
         return HTTPServer(channels: channels, group: group, logger: logger)
     }
 
-    private static func bindOne(_ bootstrap: ServerBootstrap, _ address: ListenAddress) async throws -> Channel {
+    private static func bindOne(_ bootstrap: ServerBootstrap, _ address: ListenAddress) throws -> Channel {
         do {
             if address.host.isEmpty {
                 // All interfaces: dual-stack where the kernel has IPv6, IPv4 otherwise.
                 do {
-                    return try await bootstrap.bind(host: "::", port: address.port).get()
+                    return try bootstrap.bind(host: "::", port: address.port).wait()
                 } catch let error as IOError where error.errnoCode == EAFNOSUPPORT || error.errnoCode == EADDRNOTAVAIL {
-                    return try await bootstrap.bind(host: "0.0.0.0", port: address.port).get()
+                    return try bootstrap.bind(host: "0.0.0.0", port: address.port).wait()
                 }
             }
-            return try await bootstrap.bind(host: address.host, port: address.port).get()
+            return try bootstrap.bind(host: address.host, port: address.port).wait()
         } catch let error as IOError {
             let reason = error.errnoCode == EADDRINUSE ? "address already in use" : "\(error)"
             throw ServerError(description: "cannot listen on \(address): \(reason)")
@@ -111,11 +129,6 @@ public final class HTTPServer: Service {
         try await group.shutdownGracefully()
     }
 
-    /// Closes the listeners without running (start-up failed after binding).
-    public func shutdown() async {
-        for channel in channels { try? await channel.close() }
-        try? await group.shutdownGracefully()
-    }
 }
 
 private final class RequestHandler: ChannelInboundHandler {
@@ -144,6 +157,7 @@ private final class RequestHandler: ChannelInboundHandler {
         let response = handler(request)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
         headers.add(name: "Content-Length", value: String(response.body.count))
         let keepAlive = head.isKeepAlive
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")

@@ -15,7 +15,12 @@ struct Irqscope: AsyncParsableCommand {
     static func main() async {
         do {
             var command = try parseAsRoot()
-            if var command = command as? AsyncParsableCommand {
+            if let serve = command as? Serve {
+                // the privileged phase runs here, on the main thread, before anything has started
+                // another thread: capabilities dropped now hold for every thread created later
+                let running = try serve.prepare()
+                try await running.run()
+            } else if var command = command as? AsyncParsableCommand {
                 try await command.run()
             } else {
                 try command.run()

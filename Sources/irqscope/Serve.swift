@@ -22,6 +22,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("web.telemetry-path"), help: "Path under which to expose metrics.")
     var telemetryPath = "/metrics"
 
+    @Option(name: .customLong("web.config.file"),
+            help: ArgumentHelp("TLS and basic authentication, in the Prometheus exporter-toolkit format.", valueName: "file"))
+    var webConfigFile: String?
+
     @Option(name: .customLong("log.level"), help: "Log level: debug, info, warning, error.")
     var logLevel = "info"
 
@@ -30,6 +34,11 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Also write every lifecycle event to FILE, for 'irqscope replay' elsewhere.", valueName: "file"))
     var record: String?
+
+    @Option(name: .customLong("capabilities.keep"),
+            help: ArgumentHelp("Capabilities every thread keeps once the programs are attached and the listeners bound: auto (none, plus bpf on kernels before 6.5 that need it to read maps), none, all, or a list like bpf,sys_ptrace (sys_ptrace lets irqscope read a KubeVirt pod's hostname when QEMU has no -name).",
+                               valueName: "caps"))
+    var capabilitiesKeep = "auto"
 
     @OptionGroup var kernel: KernelOptions
 
@@ -41,9 +50,17 @@ struct Serve: AsyncParsableCommand {
         for address in listenAddresses {
             do { _ = try ListenAddress(parsing: address) } catch { throw ValidationError("--web.listen-address: \(error)") }
         }
+        do { _ = try Capabilities.mask(capabilitiesKeep) } catch { throw ValidationError("--capabilities.keep: \(error)") }
     }
 
     func run() async throws {
+        try await prepare().run()
+    }
+
+    /// Everything that needs privileges, synchronously, on the calling thread: load and attach,
+    /// bind the listeners, then drop capabilities. Call it before anything has started another
+    /// thread (capabilities are per thread; threads created afterwards inherit the reduced set).
+    func prepare() throws -> Running {
         let level = Logger.Level(rawValue: logLevel)!
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -53,6 +70,10 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "irqscope")
         let addresses = try (listenAddresses.isEmpty ? [defaultListenAddress] : listenAddresses).map {
             try ListenAddress(parsing: $0)
+        }
+        var web = WebConfig()
+        if let webConfigFile {
+            do { web = try WebConfig.load(path: webConfigFile) } catch { throw FatalError(message: error.description) }
         }
 
         let session = try kernel.openSession()
@@ -66,24 +87,51 @@ struct Serve: AsyncParsableCommand {
             throw FatalError(message: "the \(KernelSession.coreFamily) probe did not attach; nothing to serve (run 'irqscope doctor')")
         }
         let collector: Collector
-        let server: HTTPServer
         do {
             collector = try Collector(session: session, record: record)
-            try collector.start()
-            server = try await HTTPServer.bind(addresses, logger: logger, handler: Routes(collector: collector, telemetryPath: telemetryPath).handle)
         } catch {
             session.close()
+            throw error
+        }
+        if var keep = try? Capabilities.mask(capabilitiesKeep) {
+            if capabilitiesKeep == "auto" { keep |= Capabilities.needed(for: session) }
+            // ports below 1024 are bound after the drop, by the event loop thread
+            if addresses.contains(where: { $0.port < 1024 }) { keep |= 1 << UInt64(Capabilities.numbers["net_bind_service"]!) }
+            do { try Capabilities.keepOnly(keep) } catch {
+                collector.stop()
+                throw FatalError(message: error.message)
+            }
+            logger.info("capabilities dropped", metadata: ["kept": "\(Capabilities.names(Capabilities.effective).joined(separator: ","))"])
+        }
+        let server: HTTPServer
+        do {
+            try collector.start()
+            server = try HTTPServer.bind(addresses, web: web, logger: logger,
+                                         handler: Routes(collector: collector, telemetryPath: telemetryPath).handle)
+        } catch {
+            collector.stop()
             if let error = error as? ServerError { throw FatalError(message: error.description) }
             throw error
         }
-        defer { collector.stop() }
-        logger.info("serving metrics", metadata: ["listen": "\(server.boundAddresses.joined(separator: ","))", "path": "\(telemetryPath)"])
+        logger.info("serving metrics", metadata: [
+            "listen": "\(server.boundAddresses.joined(separator: ","))", "path": "\(telemetryPath)",
+            "tls": "\(web.tls != nil)", "basic_auth": "\(!web.users.isEmpty)"])
+        return Running(collector: collector, server: server, logger: logger)
+    }
 
-        let group = ServiceGroup(configuration: .init(
-            services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
-        collector.stop()
-        logger.info("stopped: every BPF link detached, object freed")
+    struct Running {
+        let collector: Collector
+        let server: HTTPServer
+        let logger: Logger
+
+        func run() async throws {
+            defer { collector.stop() }
+            let group = ServiceGroup(configuration: .init(
+                services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            collector.stop()
+            logger.info("stopped: every BPF link detached, object freed")
+        }
     }
 
     private func logProbes(_ report: ProbeReport, logger: Logger) {

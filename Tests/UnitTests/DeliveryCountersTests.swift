@@ -1,6 +1,6 @@
 import IrqscopeDecode
 import Testing
-@testable import IrqscopeModel
+import IrqscopeModel
 
 @Suite struct DeliveryCountersTests {
     func count(_ n: UInt64, _ u: UInt64 = 0) -> IRQCount { IRQCount(interrupts: n, unhandled: u) }

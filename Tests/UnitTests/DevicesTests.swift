@@ -1,6 +1,6 @@
 import IrqscopeDecode
 import Testing
-@testable import IrqscopeModel
+import IrqscopeModel
 
 /// Event sequences written after what the lab recorded on Debian 6.1 (NORESIZE) and 6.12.
 @Suite struct DevicesTests {
@@ -102,5 +102,32 @@ import Testing
         // a restarted guest with the same device starts afresh
         for ev in enable(1, base: 70) { d.apply(ev) }
         #expect(d.devices[dev]?.cycles == 0 && d.devices[dev]?.vectors.count == 1)
+    }
+}
+
+@Suite struct ChurnTests {
+    /// Guests come and go on the same devices: nothing accumulates.
+    @Test func memoryStaysBoundedUnderChurn() {
+        var model = HostModel()
+        var t: UInt64 = 0
+        for round in 0..<2000 {
+            let tgid = UInt32(10_000 + round), dev = "0000:00:0\(round % 4 + 4).0"
+            let irq = Int32(40 + round % 7)
+            func e(_ kind: Event.Kind, irq: Int32? = nil, result: Int64 = 0, device: String? = nil) -> Event {
+                t += 100
+                return Event(timeNs: t, result: result, tgid: tgid, pid: tgid, irq: irq, comm: "qemu", device: device, kind: kind)
+            }
+            model.note(process: ProcessIdentity(tgid: tgid, name: "vm-\(round)", source: .qemuName))
+            model.apply(e(.vfioSetIRQs(VFIOSetIRQs(flags: 0x24, index: 2, start: 0, count: 1)), device: dev))
+            model.apply(e(.irqAlloc(count: 1, msiIndex: 0), irq: irq, device: dev))
+            model.apply(e(.msixEnable(minVectors: 1, maxVectors: 1, flags: 4), result: 1, device: dev))
+            model.apply(e(.requestIRQ(name: "vfio-msix[0](\(dev))", flags: 0), irq: irq))
+            if round % 3 == 0 { model.apply(e(.freeIRQ(name: "x"), irq: irq)) }
+            model.processExited(tgid)
+        }
+        #expect(model.devices.devices.isEmpty)
+        #expect(model.processes.isEmpty)
+        #expect(model.trackedProcesses.isEmpty)
+        #expect(model.devices.device(ofIRQ: 40) == nil)
     }
 }

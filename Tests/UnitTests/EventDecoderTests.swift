@@ -1,6 +1,6 @@
 import IrqscopeABI
 import Testing
-@testable import IrqscopeDecode
+import IrqscopeDecode
 
 /// A record as the BPF side writes it: the C struct from the shared header, as bytes.
 func record(_ type: irqscope_event_type, irq: Int32 = -1, device: String = "", comm: String = "qemu-system-x86",

@@ -1,6 +1,6 @@
 import Testing
 import TestSupport
-@testable import IrqscopeRender
+import IrqscopeRender
 
 @Suite struct ExpositionTests {
     let families: [MetricFamily] = {

@@ -1,5 +1,5 @@
 import Testing
-@testable import IrqscopeServer
+import IrqscopeServer
 
 @Suite struct ListenAddressTests {
     @Test(arguments: [

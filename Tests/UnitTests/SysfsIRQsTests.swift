@@ -1,6 +1,6 @@
 import Foundation
 import IrqscopeDecode
-@testable import IrqscopeKernel
+import IrqscopeKernel
 import Testing
 
 @Suite struct SysfsIRQsTests {

@@ -144,7 +144,7 @@ trace_vmm() {
     load vfio-pci
     start_irqscope trace || return 1
     irqscope trace --json --record $R/trace.rec -- \
-        sh -c "vmm -name guest=gamma --device $ALPHA --bind --hold 4 > $R/trace.vmm.log 2>&1" \
+        sh -c "vmm -name guest=gamma --device $ALPHA --bind --raise 1 --hold 4 > $R/trace.vmm.log 2>&1" \
         > $R/trace.json 2> $R/trace.err &
     T=$!
     wait_for 120 grep -q READY $R/trace.vmm.log || log "vmm never ready"

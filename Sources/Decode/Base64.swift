@@ -1,5 +1,5 @@
-/// Decodes the base64 literals the BPFEmbed plugin generates (no Foundation in the binary).
-func base64Decode(_ text: String) -> [UInt8] {
+/// Decodes base64 (the BPF objects the BPFEmbed plugin embeds, HTTP basic credentials) without Foundation.
+public func base64Decode(_ text: String) -> [UInt8] {
     var table = [UInt8](repeating: 0xff, count: 256)
     for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
         table[Int(c)] = UInt8(i)

@@ -1,0 +1,20 @@
+/* System calls Swift cannot reach directly (variadic, per-thread, or without a glibc wrapper). */
+#ifndef IRQSCOPE_SYS_H
+#define IRQSCOPE_SYS_H
+#include <stdint.h>
+
+/* Capabilities are per thread. Leaves exactly `keep` (a bit mask of CAP_* numbers) in the
+ * effective and permitted sets of every thread of the process, clears their inheritable and
+ * ambient sets, drops the rest of the bounding set and sets no_new_privs: the calling thread
+ * directly, the others through a real-time signal (as libcap's psx does). Threads created later
+ * inherit the result. Returns 0 or -errno. */
+int irqscope_keep_capabilities(uint64_t keep);
+
+/* The effective capability set of the calling thread. */
+uint64_t irqscope_effective_capabilities(void);
+
+/* Whether this kernel lets a thread with no capabilities read the BPF map behind `map_fd`
+ * (key 0). Kernels before 6.5 refuse every bpf() call without CAP_BPF when unprivileged BPF is
+ * disabled. Runs the attempt on a throw-away thread. Returns 0 when it may, or -errno. */
+int irqscope_unprivileged_map_read(int map_fd, uint32_t value_size);
+#endif

@@ -1,0 +1,135 @@
+#define _GNU_SOURCE
+#include "irqscope_sys.h"
+#include <dirent.h>
+#include <errno.h>
+#include <linux/bpf.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t wanted;
+static atomic_int acknowledged;
+static atomic_int failures;
+
+/* async-signal-safe: syscalls only */
+static int drop_this_thread(uint64_t keep)
+{
+    /* The bounding set can only shrink with CAP_SETPCAP (root has it; an unprivileged user with
+     * ambient CAP_BPF and CAP_PERFMON does not, and then has nothing the bounding set could
+     * give back once no_new_privs is set). */
+    for (int cap = 0; cap <= 63; cap++)
+        if (!(keep & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EINVAL && errno != EPERM)
+            return -errno;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL)
+        return -errno;
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2] = {
+        {.effective = (uint32_t)keep, .permitted = (uint32_t)keep, .inheritable = 0},
+        {.effective = (uint32_t)(keep >> 32), .permitted = (uint32_t)(keep >> 32), .inheritable = 0},
+    };
+    if (syscall(SYS_capset, &header, data))
+        return -errno;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+        return -errno;
+    return 0;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    if (drop_this_thread(wanted))
+        atomic_fetch_add(&failures, 1);
+    atomic_fetch_add(&acknowledged, 1);
+    errno = saved;
+}
+
+uint64_t irqscope_effective_capabilities(void)
+{
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2] = {{0}};
+    if (syscall(SYS_capget, &header, data))
+        return 0;
+    return (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
+}
+
+int irqscope_keep_capabilities(uint64_t keep)
+{
+    int sig = SIGRTMIN + 5;
+    struct sigaction action = {0}, previous;
+    action.sa_handler = on_signal;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(sig, &action, &previous))
+        return -errno;
+    wanted = keep;
+    int rc = drop_this_thread(keep);
+    pid_t self = (pid_t)syscall(SYS_gettid), pid = getpid();
+    /* twice: a thread created during the first pass by a thread that still had its capabilities */
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        DIR *tasks = opendir("/proc/self/task");
+        if (!tasks) { rc = -errno; break; }
+        int sent = 0;
+        atomic_store(&acknowledged, 0);
+        struct dirent *entry;
+        while ((entry = readdir(tasks))) {
+            pid_t tid = (pid_t)atoi(entry->d_name);
+            if (tid <= 0 || tid == self)
+                continue;
+            if (syscall(SYS_tgkill, pid, tid, sig) == 0)
+                sent++;
+        }
+        closedir(tasks);
+        struct timespec pause = {0, 1000000};
+        for (int waited = 0; atomic_load(&acknowledged) < sent && waited < 2000; waited++)
+            nanosleep(&pause, NULL);
+        if (atomic_load(&acknowledged) < sent)
+            rc = -ETIMEDOUT;
+    }
+    if (rc == 0 && atomic_load(&failures) > 0)
+        rc = -EPERM;
+    sigaction(sig, &previous, NULL);
+    return rc;
+}
+
+struct probe {
+    int map_fd;
+    uint32_t value_size;
+    int result;
+};
+
+static void *probe_thread(void *arg)
+{
+    struct probe *p = arg;
+    if (drop_this_thread(0)) {
+        p->result = -EPERM;
+        return NULL;
+    }
+    uint32_t key = 0;
+    void *value = calloc(1, (size_t)p->value_size * 4096); /* room for per-CPU values */
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.map_fd = (uint32_t)p->map_fd;
+    attr.key = (uint64_t)(uintptr_t)&key;
+    attr.value = (uint64_t)(uintptr_t)value;
+    p->result = syscall(SYS_bpf, BPF_MAP_LOOKUP_ELEM, &attr, sizeof(attr)) == 0 ? 0 : -errno;
+    free(value);
+    return NULL;
+}
+
+int irqscope_unprivileged_map_read(int map_fd, uint32_t value_size)
+{
+    struct probe p = {map_fd, value_size, 0};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, probe_thread, &p))
+        return -EAGAIN;
+    pthread_join(thread, NULL);
+    return p.result;
+}

@@ -1,0 +1,45 @@
+import CSys
+import IrqscopeDecode
+
+/// The capabilities irqscope holds once its programs are attached and its listeners bound.
+public enum Capabilities {
+    /// Names as in capabilities(7), without the CAP_ prefix.
+    public static let numbers: [String: Int] = [
+        "chown": 0, "dac_override": 1, "dac_read_search": 2, "fowner": 3, "kill": 5, "setgid": 6, "setuid": 7,
+        "setpcap": 8, "net_bind_service": 10, "net_admin": 12, "ipc_lock": 14, "sys_ptrace": 19, "sys_admin": 21,
+        "sys_resource": 24, "syslog": 34, "perfmon": 38, "bpf": 39,
+    ]
+
+    /// Parses "auto", "none", "all" or a comma list like "bpf,sys_ptrace" ("auto" is "none",
+    /// plus bpf where the kernel needs it: see `needed(for:)`).
+    public static func mask(_ spec: String) throws(KernelError) -> UInt64? {
+        if spec == "all" { return nil }
+        if spec == "none" || spec == "auto" { return 0 }
+        var mask: UInt64 = 0
+        for name in spec.split(separator: ",") {
+            let key = name.lowercased().hasPrefix("cap_") ? String(name.lowercased().dropFirst(4)) : name.lowercased()
+            guard let n = numbers[key] else { throw KernelError("unknown capability '\(name)'") }
+            mask |= 1 << UInt64(n)
+        }
+        return mask
+    }
+
+    /// Drops every capability not in `mask`, for good (bounding set, no_new_privs).
+    public static func keepOnly(_ mask: UInt64) throws(KernelError) {
+        let rc = irqscope_keep_capabilities(mask)
+        if rc != 0 { throw KernelError("cannot drop capabilities: \(errnoName(rc))") }
+    }
+
+    public static var effective: UInt64 { irqscope_effective_capabilities() }
+
+    /// What serving needs once attached: nothing, except CAP_BPF on kernels that refuse every
+    /// bpf() call to a thread without it (before 6.5, with unprivileged BPF disabled). Decided by
+    /// trying a map read from a thread that has dropped everything.
+    public static func needed(for session: KernelSession) -> UInt64 {
+        irqscope_unprivileged_map_read(session.maps.counters, 8) == 0 ? 0 : 1 << UInt64(numbers["bpf"]!)
+    }
+
+    public static func names(_ mask: UInt64) -> [String] {
+        numbers.filter { mask & (1 << UInt64($0.value)) != 0 }.map(\.key).sorted()
+    }
+}
