@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PORT_ADDRESS ?= :10341
 DEBIAN_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool prometheus curl util-linux \
-	qemu-system-x86 busybox-static cpio kmod xz-utils gcc libc6-dev linux-libc-dev
+	qemu-system-x86 busybox-static cpio kmod xz-utils gcc libc6-dev linux-libc-dev python3-yaml systemd
 LAB_RESULTS ?= .lab/results
 RELEASE_FLAGS := -c release --static-swift-stdlib
 RELEASE_ENV := IRQSCOPE_STATIC_LIBBPF=1
@@ -45,7 +45,7 @@ lab: release
 fixtures:
 	rm -rf Tests/Fixtures/lab
 	cd $(LAB_RESULTS) && find . \( -name '*.rec' -o -name '*.truth' -o -name '*.vmm.log' -o -name '*.metrics' \
-		-o -name '*.promtool' -o -name '*.doctor.json' -o -name timings -o -name '*.line' -o -name 'guests.*.log' \
+		-o -name '*.promtool' -o -name '*.doctor.json' -o -name timings -o -name '*.line' -o -name 'guests.*.log' -o -name '*.serve.log' \
 		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' \) -exec install -D -m 644 {} $(CURDIR)/Tests/Fixtures/lab/{} \;
 	gzip -9 Tests/Fixtures/lab/*/*/*.rec
 

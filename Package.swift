@@ -80,6 +80,8 @@ let package = Package(
         ),
         // Debian 6.1 and 6.12 under QEMU: the results of Tests/Lab/run-lab.sh.
         .testTarget(name: "LabTests", dependencies: ["LabChecks", "TestSupport"], path: "Tests/LabTests"),
+        // Dashboards/ and deploy/: promtool, a real Prometheus over the lab's metrics, systemd-analyze. No root needed.
+        .testTarget(name: "OperationsTests", dependencies: ["TestSupport"], path: "Tests/OperationsTests"),
         // The real kernel: root and BPF. Runs the built irqscope binary.
         .testTarget(
             name: "HostTests",

@@ -6,6 +6,7 @@
 #include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,6 @@
 #include <unistd.h>
 
 static uint64_t wanted;
-static atomic_int acknowledged;
 static atomic_int failures;
 
 /* async-signal-safe: syscalls only */
@@ -47,7 +47,6 @@ static void on_signal(int sig)
     int saved = errno;
     if (drop_this_thread(wanted))
         atomic_fetch_add(&failures, 1);
-    atomic_fetch_add(&acknowledged, 1);
     errno = saved;
 }
 
@@ -60,6 +59,30 @@ uint64_t irqscope_effective_capabilities(void)
     return (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
 }
 
+/* Whether the kernel already shows thread `tid` with exactly `keep` and no_new_privs: reading its
+ * status rather than counting signal handlers copes with threads that exit or start meanwhile. */
+static int thread_done(pid_t tid, uint64_t keep)
+{
+    char path[64], text[4096];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 1; /* gone */
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = 0;
+    unsigned long long eff = ~0ULL, prm = ~0ULL;
+    int nnp = 0;
+    char *line;
+    if ((line = strstr(text, "\nCapPrm:")))
+        prm = strtoull(line + 8, NULL, 16);
+    if ((line = strstr(text, "\nCapEff:")))
+        eff = strtoull(line + 8, NULL, 16);
+    if ((line = strstr(text, "\nNoNewPrivs:")))
+        nnp = atoi(line + 12);
+    return eff == keep && prm == keep && nnp == 1;
+}
+
 int irqscope_keep_capabilities(uint64_t keep)
 {
     int sig = SIGRTMIN + 5;
@@ -70,31 +93,34 @@ int irqscope_keep_capabilities(uint64_t keep)
     if (sigaction(sig, &action, &previous))
         return -errno;
     wanted = keep;
+    atomic_store(&failures, 0);
     int rc = drop_this_thread(keep);
     pid_t self = (pid_t)syscall(SYS_gettid), pid = getpid();
-    /* twice: a thread created during the first pass by a thread that still had its capabilities */
-    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+    /* A slow (nested, emulated) machine can take seconds to schedule every thread; stragglers
+     * are signalled again. */
+    struct timespec pause = {0, 20 * 1000000};
+    int pending = 1;
+    for (int round = 0; rc == 0 && pending && round < 1500 && atomic_load(&failures) == 0; round++) {
         DIR *tasks = opendir("/proc/self/task");
         if (!tasks) { rc = -errno; break; }
-        int sent = 0;
-        atomic_store(&acknowledged, 0);
+        pending = 0;
         struct dirent *entry;
         while ((entry = readdir(tasks))) {
             pid_t tid = (pid_t)atoi(entry->d_name);
-            if (tid <= 0 || tid == self)
+            if (tid <= 0 || tid == self || thread_done(tid, keep))
                 continue;
-            if (syscall(SYS_tgkill, pid, tid, sig) == 0)
-                sent++;
+            pending++;
+            if (round % 25 == 0)
+                syscall(SYS_tgkill, pid, tid, sig);
         }
         closedir(tasks);
-        struct timespec pause = {0, 1000000};
-        for (int waited = 0; atomic_load(&acknowledged) < sent && waited < 2000; waited++)
+        if (pending)
             nanosleep(&pause, NULL);
-        if (atomic_load(&acknowledged) < sent)
-            rc = -ETIMEDOUT;
     }
     if (rc == 0 && atomic_load(&failures) > 0)
         rc = -EPERM;
+    else if (rc == 0 && pending)
+        rc = -ETIMEDOUT;
     sigaction(sig, &previous, NULL);
     return rc;
 }

@@ -10,11 +10,14 @@ public final class KernelSession: @unchecked Sendable {
         public var libbpfDebug: Bool
         /// Load only these probe families (nil: all).
         public var families: Set<String>?
+        /// Size of the event ring buffer (nil: the object's 4 MiB).
+        public var ringBufferBytes: UInt32?
         public init(allowed: Set<MechanismClass> = Set(MechanismClass.allCases), libbpfDebug: Bool = false,
-                    families: Set<String>? = nil) {
+                    families: Set<String>? = nil, ringBufferBytes: UInt32? = nil) {
             self.allowed = allowed
             self.libbpfDebug = libbpfDebug
             self.families = families
+            self.ringBufferBytes = ringBufferBytes
         }
     }
 
@@ -60,6 +63,7 @@ public final class KernelSession: @unchecked Sendable {
             let object = try BPFObject(image: image, name: "irqscope")
             object.setAutoload(plan.programs)
             try object.setMaxEntries(map: "irq_counts", slots)
+            if let bytes = options.ringBufferBytes { try object.setMaxEntries(map: "events", bytes) }
             _ = LibbpfLog.drain()
             let rc = object.load()
             if rc != 0 {
@@ -130,7 +134,7 @@ public final class KernelSession: @unchecked Sendable {
         let capSysAdmin: UInt64 = 1 << 21, capPerfmon: UInt64 = 1 << 38, capBPF: UInt64 = 1 << 39
         let privileged = caps & capSysAdmin != 0 || (caps & capBPF != 0 && caps & capPerfmon != 0)
         guard privileged else {
-            throw KernelError("irqscope needs root, or CAP_BPF and CAP_PERFMON, to load its BPF programs (running as uid \(getuid()) without them)")
+            throw KernelError("root, or CAP_BPF and CAP_PERFMON, is needed to load the BPF programs (running as uid \(getuid()) without them)")
         }
         var attr = bpf_map_create_opts()
         attr.sz = MemoryLayout<bpf_map_create_opts>.size

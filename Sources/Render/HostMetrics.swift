@@ -38,7 +38,10 @@ public enum HostMetrics {
         }
         var spurious = MetricFamily("irqscope_spurious_interrupts", .counter,
             help: "Interrupts on a CPU vector without a handler (irq_vectors:spurious_apic_entry), per vector; 239 (0xef) is where allocated but not requested MSI entries are parked.")
-        for (vector, n) in model.kernel.spurious.sorted(by: { $0.key < $1.key }) {
+        // the catch-all vector is known in advance: its series exists at 0
+        var spuriousByVector = model.kernel.spurious
+        spuriousByVector[HostModel.catchAllVector, default: 0] += 0
+        for (vector, n) in spuriousByVector.sorted(by: { $0.key < $1.key }) {
             spurious.add([("vector", String(vector))], Double(n))
         }
         return [total, unhandled, spurious]

@@ -37,6 +37,7 @@ public struct WebConfig: Sendable {
                     config.users[user] = h
                 }
             case "http_server_config":
+                try refuseUnsupported(value, section: key, known: ["http2"], path: path)
                 if value["http2"]?.string == "true" { throw ServerError(description: "web config \(path): http2 is not supported") }
             default:
                 throw ServerError(description: "web config \(path): unknown key '\(key)'")
@@ -46,6 +47,8 @@ public struct WebConfig: Sendable {
     }
 
     static func tlsContext(_ v: YAMLValue, resolve: (String) -> String, path: String) throws(ServerError) -> NIOSSLContext {
+        try refuseUnsupported(v, section: "tls_server_config",
+                              known: ["cert", "key", "cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version"], path: path)
         for key in ["cert", "key"] where v[key] != nil {
             throw ServerError(description: "web config \(path): inline \(key) is not supported, use \(key)_file")
         }
@@ -79,6 +82,15 @@ public struct WebConfig: Sendable {
             throw error
         } catch {
             throw ServerError(description: "web config \(path): TLS: \(error)")
+        }
+    }
+
+    /// A setting irqscope would not honour is an error, never silently ignored (a cipher list or
+    /// a header someone relies on for security).
+    static func refuseUnsupported(_ v: YAMLValue, section: String, known: Set<String>, path: String) throws(ServerError) {
+        guard case .map(let fields) = v else { throw ServerError(description: "web config \(path): \(section) must be a map") }
+        for (key, _) in fields where !known.contains(key) {
+            throw ServerError(description: "web config \(path): \(section).\(key) is not supported")
         }
     }
 

@@ -11,8 +11,15 @@ struct KernelOptions: ParsableArguments {
     @Flag(name: .customLong("debug.libbpf"), help: "Print libbpf's own log to stderr.")
     var libbpfDebug = false
 
+    @Option(name: .customLong("debug.ring-buffer-bytes"),
+            help: ArgumentHelp("Size of the lifecycle event ring buffer (a power of two, at least one page; default 4 MiB). Smaller makes drops likely; they are counted.", visibility: .hidden))
+    var ringBufferBytes: UInt32?
+
     func validate() throws {
         _ = try allowedMechanisms()
+        if let n = ringBufferBytes, n < 4096 || n & (n - 1) != 0 {
+            throw ValidationError("--debug.ring-buffer-bytes must be a power of two of at least 4096")
+        }
     }
 
     func allowedMechanisms() throws -> Set<MechanismClass> {
@@ -29,7 +36,8 @@ struct KernelOptions: ParsableArguments {
 
     func openSession() throws -> KernelSession {
         do {
-            return try KernelSession(options: .init(allowed: try allowedMechanisms(), libbpfDebug: libbpfDebug))
+            return try KernelSession(options: .init(allowed: try allowedMechanisms(), libbpfDebug: libbpfDebug,
+                                                    ringBufferBytes: ringBufferBytes))
         } catch let error as KernelError {
             throw FatalError(message: error.message)
         }

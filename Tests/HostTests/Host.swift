@@ -15,38 +15,28 @@ enum HostEnv {
         return FileManager.default.isExecutableFile(atPath: release) ? release : packageRoot + "/.build/debug/irqscope"
     }
 
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { s in
-                _ = bind(fd, s, len)
-                _ = getsockname(fd, s, &len)
-            }
-        }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
+    static func freePort() -> Int { TestSupport.freePort() }
 
     /// `irqscope serve` on a free loopback port, returned once /healthz answers.
     static func serve(_ extra: [String] = []) throws -> (Running, Int) {
         let port = freePort()
-        let p = try Running([binary, "serve", "--web.listen-address=127.0.0.1:\(port)"] + extra)
+        return (try start([binary, "serve", "--web.listen-address=127.0.0.1:\(port)"] + extra, port: port), port)
+    }
+
+    /// Runs `argv` (irqscope serve, perhaps behind setpriv or unshare) until it answers on `port`.
+    static func start(_ argv: [String], port: Int) throws -> Running {
+        let p = try Running(argv)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if !p.process.isRunning {
                 let r = p.wait(timeout: 1)
                 throw ExpositionError(description: "irqscope serve exited \(r.status): \(r.stderr)")
             }
-            if let r = try? httpGet("http://127.0.0.1:\(port)/healthz"), r.status == 200 { return (p, port) }
+            if let r = try? httpGet("http://127.0.0.1:\(port)/healthz"), r.status == 200 { return p }
             usleep(100_000)
         }
         _ = p.stop()
-        throw ExpositionError(description: "irqscope serve did not become ready")
+        throw ExpositionError(description: "irqscope serve did not answer within 30 s: \(p.stderrSoFar)")
     }
 
     static func scrape(_ port: Int) throws -> ParsedExposition {

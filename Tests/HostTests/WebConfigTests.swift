@@ -94,6 +94,9 @@ extension Host {
             ("basic_auth_users:\n  prom: plaintext\n", "not a bcrypt hash"),
             ("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n", "TLS"),
             ("tls_server_config:\n  cert_file: a\n", "needs cert_file and key_file"),
+            ("tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites:\n    - TLS_AES_128_GCM_SHA256\n",
+             "tls_server_config.cipher_suites is not supported"),
+            ("http_server_config:\n  headers:\n    X-Frame-Options: deny\n", "http_server_config.headers is not supported"),
         ])
         func badWebConfigIsOneLine(yaml: String, mentions: String) throws {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

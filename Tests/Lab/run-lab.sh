@@ -53,7 +53,7 @@ nic() { echo "-device e1000e,netdev=$1,addr=$2 -netdev user,id=$1,restrict=on"; 
     devices="-drive file=$work/nvme.img,if=none,id=nvm,format=raw -device nvme,drive=nvm,serial=lab,addr=0x4
              $(nic n0 0x5) $(nic n1 0x6) $(nic n2 0xe)
              -device virtio-net-pci,netdev=n3,mq=on,vectors=6,addr=0x8 -netdev user,id=n3,restrict=on"
-    for spec in ${IRQSCOPE_LAB_BOOTS:-"main:2:hostdrivers,vfio,trace" "guests:2:guests" "kprobe:2:hostdrivers-kprobe" "exhaustion:1:exhaustion"}; do
+    for spec in ${IRQSCOPE_LAB_BOOTS:-"main:2:hostdrivers,vfio,trace" "guests:2:guests" "kprobe:2:hostdrivers-kprobe,tracepoints-only" "exhaustion:1:exhaustion"}; do
         IFS=: read -r name smp scenarios <<< "$spec"
         [ -n "$boot_filter" ] && [[ "$name" != *"$boot_filter"* ]] && continue
         case $name in

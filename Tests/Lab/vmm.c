@@ -13,6 +13,8 @@
  * --raise K     (e1000e) make the device raise K interrupts on every enabled vector, writing its
  *               interrupt cause set register through the VFIO BAR region, and count what arrives
  *               on the vectors' eventfds
+ * --always-reenable grow by disable and re-enable even where the kernel can add vectors
+ *               dynamically, as QEMU before 8.2 does
  * --raise-in-windows (e1000e, NORESIZE) also raise one interrupt while MSI-X is off during each
  *               resize, and keep the window open 2 ms so that the line's response is seen
  *
@@ -178,7 +180,7 @@ static double now(void)
 int main(int argc, char **argv)
 {
     const char *bdf = NULL, *name = "";
-    int bind = 0, want = -1, max_failures = 1, hold = 0, batches = 0, raise = 0, raise_windows = 0;
+    int bind = 0, want = -1, max_failures = 1, hold = 0, batches = 0, raise = 0, raise_windows = 0, always_reenable = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-name") && i + 1 < argc) name = argv[++i];
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) bdf = argv[++i];
@@ -189,6 +191,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--batches")) batches = 1;
         else if (!strcmp(argv[i], "--raise") && i + 1 < argc) raise = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--raise-in-windows")) raise_windows = 1;
+        else if (!strcmp(argv[i], "--always-reenable")) always_reenable = 1;
         else { fprintf(stderr, "vmm: unknown argument %s\n", argv[i]); return 64; }
     }
     if (!bdf) { fprintf(stderr, "vmm: --device BDF is required\n"); return 64; }
@@ -223,7 +226,7 @@ int main(int argc, char **argv)
     double off = 0;
     for (int i = 0; i < want && failures < max_failures; i++) {
         int ret;
-        if (noresize) {
+        if (noresize || always_reenable) {
             /* resize by disable + re-enable: the lossy path; a batch unmasks vectors i..last */
             int last = batches ? (i + 1) * 2 - 1 : i;
             if (last >= want) last = want - 1;
@@ -254,7 +257,7 @@ int main(int argc, char **argv)
         } else {
             enabled = i + 1;
         }
-        if (ret && noresize) enabled = 0; /* a failed re-enable leaves MSI-X off: nothing is live */
+        if (ret && (noresize || always_reenable)) enabled = 0; /* a failed re-enable leaves MSI-X off: nothing is live */
     }
     printf("summary vectors=%d failures=%d cycles=%d dynamic_adds=%d noresize=%d seconds_off=%.6f\n",
            enabled, failures, cycles, adds, noresize, off);

@@ -20,6 +20,10 @@ struct LabTests {
         try LabChecks.hostDrivers("\(labResults)/\(kernel)/kprobe", name: "hostdrivers-kprobe", kprobes: true)
     }
 
+    @Test(arguments: kernels) func tracepointsOnlyReportsWhatIsMissing(kernel: String) throws {
+        try LabChecks.tracepointsOnly("\(labResults)/\(kernel)/kprobe")
+    }
+
     @Test(arguments: kernels) func vfioGuestEnablingEveryVector(kernel: String) throws {
         try LabChecks.vfio("\(labResults)/\(kernel)/main")
     }

@@ -100,3 +100,38 @@ public func httpGet(_ url: String, headers: [String] = []) throws -> (status: In
     let h = (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? ""
     return (Int(statusLine) ?? 0, h, body)
 }
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+public func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { s in
+            _ = bind(fd, s, len)
+            _ = getsockname(fd, s, &len)
+        }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// YAML read by PyYAML (a Debian package `make deps` installs), as JSON objects: tests do not
+/// trust a YAML reader of the project's own.
+public func yamlValue(_ path: String) throws -> Any {
+    try JSONSerialization.jsonObject(with: Data(try pyYAML("yaml.safe_load(open(sys.argv[1]))", path).utf8))
+}
+
+/// Every document of a multi-document YAML file.
+public func yamlDocuments(_ path: String) throws -> [[String: Any]] {
+    try JSONSerialization.jsonObject(with: Data(try pyYAML("list(yaml.safe_load_all(open(sys.argv[1])))", path).utf8)) as? [[String: Any]] ?? []
+}
+
+private func pyYAML(_ expr: String, _ path: String) throws -> String {
+    let r = try run(["python3", "-c", "import json, sys, yaml; json.dump(\(expr), sys.stdout)", path])
+    guard r.status == 0 else { throw ExpositionError(description: "python3 yaml \(path): \(r.stderr)") }
+    return r.stdout
+}

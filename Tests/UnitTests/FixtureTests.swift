@@ -18,6 +18,10 @@ import TestSupport
         try LabChecks.hostDrivers(try fixture(kernel, "kprobe"), name: "hostdrivers-kprobe", kprobes: true)
     }
 
+    @Test(arguments: kernels) func tracepointsOnly(kernel: String) throws {
+        try LabChecks.tracepointsOnly(try fixture(kernel, "kprobe"))
+    }
+
     @Test(arguments: kernels) func vfio(kernel: String) throws {
         try LabChecks.vfio(try fixture(kernel, "main"))
     }

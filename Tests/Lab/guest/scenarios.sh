@@ -90,6 +90,14 @@ host_drivers() { # host_drivers NAME [irqscope flags]
     stop_irqscope $name
 }
 
+# What a kernel that offers neither fentry nor kprobes leaves: tracepoints only. The families
+# that need function hooks must be reported unavailable (and alerted on), not hidden.
+tracepoints_only() {
+    start_irqscope tracepoints-only --attach=tp_btf,raw_tp || return 1
+    scrape tracepoints-only.metrics
+    stop_irqscope tracepoints-only
+}
+
 # Scenario 2: a VMM enables every vector of an e1000e through VFIO, holds them, exits.
 vfio_one() {
     load vfio-pci
@@ -117,12 +125,17 @@ guests() {
     echo vfio-pci > /sys/bus/pci/devices/$E1000E/driver_override
     load vfio-pci
     start_irqscope guests || return 1
+    # a second exporter with a ring buffer of one page: it must count what it drops
+    irqscope serve --web.listen-address=127.0.0.1:10342 --debug.ring-buffer-bytes=4096 > $R/guests.drops.serve.log 2>&1 &
+    DROPS=$!
+    wait_for 120 wget -q -O /dev/null http://127.0.0.1:10342/healthz || log "the small-ring exporter did not start"
     load e1000e IntMode=0
     netdev_up $SPARE
     sleep 1
     vmm -name guest=alpha --device $ALPHA --bind --raise 3 --raise-in-windows --hold 120 > $R/guests.alpha.log 2>&1 &
     A=$!
-    vmm -name guest=beta --device $E1000E --bind --raise 3 --hold 120 > $R/guests.beta.log 2>&1 &
+    # beta behaves like QEMU before 8.2: disable and re-enable to grow, even on a kernel with dynamic MSI-X
+    vmm -name guest=beta --device $E1000E --bind --raise 3 --always-reenable --hold 120 > $R/guests.beta.log 2>&1 &
     B=$!
     wait_for 120 grep -q READY $R/guests.alpha.log || log "alpha never ready"
     wait_for 120 grep -q READY $R/guests.beta.log || log "beta never ready"
@@ -131,6 +144,8 @@ guests() {
     line=$(cat /sys/bus/pci/devices/$ALPHA/irq)
     echo "line=$line shared_with=$SPARE $(tr '\n' ' ' < /proc/irq/$line/spurious)" > $R/guests.line
     scrape guests.metrics
+    wget -q -O $R/guests.drops.metrics http://127.0.0.1:10342/metrics
+    kill -TERM $DROPS; wait $DROPS
     kill -USR1 $A $B
     wait $A; echo "exit=$?" >> $R/guests.alpha.log
     wait $B; echo "exit=$?" >> $R/guests.beta.log
@@ -181,6 +196,7 @@ for scenario in $(echo "$1" | tr ',' ' '); do
     lines) for d in /sys/bus/pci/devices/*; do echo "$(basename $d) $(cat $d/vendor):$(cat $d/device) pin=$(cat $d/irq)"; done > $R/lines.txt ;;
     hostdrivers) host_drivers hostdrivers ;;
     hostdrivers-kprobe) host_drivers hostdrivers-kprobe --attach=kprobe,tp_btf ;;
+    tracepoints-only) tracepoints_only ;;
     vfio) vfio_one ;;
     guests) guests ;;
     trace) trace_vmm ;;
