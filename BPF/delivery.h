@@ -1,11 +1,18 @@
-/* Interrupt delivery: the per-interrupt hot path. Aggregated in per-CPU arrays, never
+/* Interrupt delivery: the per-interrupt hot path. Aggregated per CPU in the kernel, never
  * sent through the ring buffer. */
 
-/* Indexed by irq number. User space sizes it before load (bpf_map__set_max_entries)
- * from the irq numbers the host uses; interrupts beyond it are counted as untracked. */
+/* Per-CPU slices of one array, [cpu][irq]: the slice of the running CPU is the only one it
+ * writes. Not a per-CPU array map: its lookup loads the element's per-CPU pointer from the map
+ * first, a second cache line per interrupt. The slice size must be an immediate for the same
+ * reason (a `const volatile` is a load from .rodata), so the programs exist once per size and
+ * user space loads the one for the size it chose from the irq numbers the host uses
+ * (IRQSCOPE_IRQ_SLOTS_*), after setting max_entries to possible CPUs x slots. Interrupts on
+ * irqs beyond it are counted as untracked. Mmapable only for the page-aligned values: slices
+ * then never share a cache line. docs/architecture.md has the measurements. */
 struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1024);
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, IRQSCOPE_IRQ_SLOTS_MIN);
     __type(key, u32);
     __type(value, struct irqscope_irq_count);
 } irq_counts SEC(".maps");
@@ -37,45 +44,78 @@ static __noinline int report_unhandled(u32 irq, struct irqscope_irq_count *c)
     return 0;
 }
 
+/* Everything but the common case: an action that is not the chain's last (a shared line), or
+ * a last action that returned IRQ_NONE. Out of line, so that the common case stays a few
+ * instructions: the cost per interrupt grows with the code run (docs/architecture.md).
+ * A CPU runs one irq's chain at a time. The chain's earlier actions leave the OR of their
+ * return values in chain_handled, valid while chain_seq still equals interrupts: the chain's
+ * end always increments interrupts, so no path has to clear it. */
+static __noinline int count_chain(u32 irq, struct irqscope_irq_count *c, int last, int ret)
+{
+    if (!c)
+        return 0;
+    int same_chain = c->chain_seq == c->interrupts;
+    if (!last) {
+        if (same_chain)
+            c->chain_handled |= ret;
+        else {
+            c->chain_seq = c->interrupts;
+            c->chain_handled = ret;
+        }
+        return 0;
+    }
+    c->interrupts++;
+    if (!(same_chain && c->chain_handled)) {
+        c->unhandled++;
+        report_unhandled(irq, c);
+    }
+    return 0;
+}
+
 /* irq_handler_exit runs once per action. An interrupt is complete after the last action
  * of the chain (next == NULL); it was unhandled when every action returned IRQ_NONE,
- * which is what the kernel's note_interrupt() counts. A CPU runs one irq's chain at a
- * time, so the per-CPU slot can carry the OR of the return values across the chain. */
-static __always_inline int count_interrupt(u32 irq, struct irqaction *next, int ret)
+ * which is what the kernel's note_interrupt() counts. */
+static __always_inline int count_interrupt(u32 irq, struct irqaction *next, int ret, u32 slots)
 {
-    struct irqscope_irq_count *c = bpf_map_lookup_elem(&irq_counts, &irq);
+    struct irqscope_irq_count *c = NULL;
+    if (irq < slots) {
+        u32 key = bpf_get_smp_processor_id() * slots + irq;
+        c = bpf_map_lookup_elem(&irq_counts, &key);
+    }
     if (!c) {
         if (!next)
             counter_inc(IRQSCOPE_CTR_IRQ_UNTRACKED);
         return 0;
     }
-    if (next) {
-        c->ret_acc |= ret;
-        return 0;
-    }
+    if (next || !ret)
+        return count_chain(irq, c, !next, ret);
     c->interrupts++;
-    if (!(c->ret_acc | ret)) {
-        c->unhandled++;
-        report_unhandled(irq, c);
-    }
-    if (c->ret_acc)
-        c->ret_acc = 0;
     return 0;
 }
 
 /* tp_btf reads action->next directly: one load, no helper call on the hot path. */
-SEC("tp_btf/irq_handler_exit")
-int BPF_PROG(tp_btf__irq_handler_exit, int irq, struct irqaction *action, int ret)
-{
-    return count_interrupt(irq, action->next, ret);
-}
+#define IRQ_DELIVERY(slots)                                                                 \
+    SEC("tp_btf/irq_handler_exit")                                                          \
+    int BPF_PROG(tp_btf__irq_handler_exit__##slots, int irq, struct irqaction *action,      \
+                 int ret)                                                                   \
+    {                                                                                       \
+        return count_interrupt(irq, action->next, ret, slots);                              \
+    }                                                                                       \
+    SEC("raw_tp/irq_handler_exit")                                                          \
+    int raw_tp__irq_handler_exit__##slots(u64 *ctx)                                         \
+    {                                                                                       \
+        struct irqaction *action = (struct irqaction *)ctx[1];                              \
+        return count_interrupt((u32)ctx[0], BPF_CORE_READ(action, next), (int)ctx[2], slots); \
+    }
 
-SEC("raw_tp/irq_handler_exit")
-int raw_tp__irq_handler_exit(u64 *ctx)
-{
-    struct irqaction *action = (struct irqaction *)ctx[1];
-    return count_interrupt((u32)ctx[0], BPF_CORE_READ(action, next), (int)ctx[2]);
-}
+IRQ_DELIVERY(1024)
+IRQ_DELIVERY(2048)
+IRQ_DELIVERY(4096)
+IRQ_DELIVERY(8192)
+IRQ_DELIVERY(16384)
+IRQ_DELIVERY(32768)
+_Static_assert(IRQSCOPE_IRQ_SLOTS_MIN == 1024 && IRQSCOPE_IRQ_SLOTS_MAX == 32768,
+               "one IRQ_DELIVERY per power of two between the two");
 
 /* An interrupt on a vector with no handler: 0xef is the "shutdown" vector MSI entries are
  * parked on between allocation and request_irq. */

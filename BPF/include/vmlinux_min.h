@@ -45,6 +45,10 @@ enum {
     BPF_EXIST = 2,
 };
 
+enum {
+    BPF_F_MMAPABLE = (1U << 10),
+};
+
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 struct pt_regs {

@@ -25,11 +25,13 @@ struct AttachPlan {
     var programs: Set<String> { Set(choices.values.flatMap(\.programs)) }
 
     /// `failed[hook][mechanism]` = why that mechanism did not work at load or attach time.
+    /// `variants[hook name]`: a suffix naming which of a hook's specialized programs to load.
     init(catalog: [FamilySpec], facts: KernelFacts, allowed: Set<MechanismClass>,
-         failed: [String: [String: String]]) {
+         failed: [String: [String: String]], variants: [String: String] = [:]) {
         for family in catalog {
             let resolved = family.alternatives.map { alt in
-                alt.map { hook in (hook, Self.resolve(hook, facts: facts, allowed: allowed, failed: failed[hook.displayName] ?? [:])) }
+                alt.map { hook in (hook, Self.resolve(hook, facts: facts, allowed: allowed, failed: failed[hook.displayName] ?? [:],
+                                     variant: variants[hook.name] ?? "")) }
             }
             let chosen = resolved.firstIndex { alt in alt.contains { if case .success = $0.1 { true } else { false } } }
             var hooks: [ProbeReport.Hook] = []
@@ -58,7 +60,7 @@ struct AttachPlan {
     struct Why: Error { var text: String }
 
     static func resolve(_ hook: HookSpec, facts: KernelFacts, allowed: Set<MechanismClass>,
-                        failed: [String: String]) -> Result<Choice, Why> {
+                        failed: [String: String], variant: String = "") -> Result<Choice, Why> {
         if let module = hook.module, !facts.moduleLoaded(module) {
             return .failure(Why(text: "module \(module) not loaded"))
         }
@@ -71,7 +73,7 @@ struct AttachPlan {
             } else if let why = check() {
                 reasons.append("\(mechanism): \(why)")
             } else {
-                return Choice(mechanism: mechanism, programs: programs,
+                return Choice(mechanism: mechanism, programs: programs.map { $0 + variant },
                               fallback: triedAndFailed.isEmpty ? nil : triedAndFailed.joined(separator: "; "))
             }
             return nil

@@ -117,13 +117,6 @@ final class BPFObject: @unchecked Sendable {
         }
     }
 
-    func mapMaxEntries(_ name: String) -> UInt32 {
-        lock.withLock { _ in
-            guard let m = bpf_object__find_map_by_name(object, name) else { return 0 }
-            return bpf_map__max_entries(m)
-        }
-    }
-
     /// Kernel program info (id, tag, run statistics) of every attached program.
     func programStats() -> [KernelSession.ProgramStat] {
         lock.withLock { _ in

@@ -8,24 +8,27 @@ extension KernelSession {
     /// lock: lookups are plain syscalls, safe beside the event thread.
     public func readDelivery() throws(KernelError) -> DeliverySnapshot {
         var snapshot = DeliverySnapshot()
-        let counts = try readPerCPUArray(fd: maps.irqCounts, entries: maps.irqSlots,
-                                         valueSize: MemoryLayout<irqscope_irq_count>.size)
-        counts.forEachKey { key, perCPU in
-            var total = IRQCount(interrupts: 0, unhandled: 0)
-            for v in perCPU {
-                let c = v.loadUnaligned(as: irqscope_irq_count.self)
-                total.interrupts &+= c.interrupts
-                total.unhandled &+= c.unhandled
+        let slots = Int(maps.irqSlots), cpus = Int(maps.cpus)
+        let counts = try readArray(fd: maps.irqCounts, entries: maps.irqSlots * maps.cpus,
+                                   valueSize: MemoryLayout<irqscope_irq_count>.size, cpus: 1)
+        counts.bytes.withUnsafeBytes { raw in
+            for irq in 0..<slots {
+                var total = IRQCount(interrupts: 0, unhandled: 0)
+                for cpu in 0..<cpus {
+                    let c = raw.loadUnaligned(fromByteOffset: (cpu * slots + irq) * counts.stride,
+                                              as: irqscope_irq_count.self)
+                    total.interrupts &+= c.interrupts
+                    total.unhandled &+= c.unhandled
+                }
+                if total.interrupts > 0 { snapshot.irqs[irq] = total }
             }
-            if total.interrupts > 0 { snapshot.irqs[key] = total }
         }
-        let spurious = try readPerCPUArray(fd: maps.spurious, entries: UInt32(IRQSCOPE_SPURIOUS_VECTORS),
-                                           valueSize: 8)
+        let spurious = try readArray(fd: maps.spurious, entries: UInt32(IRQSCOPE_SPURIOUS_VECTORS), valueSize: 8)
         spurious.forEachKey { vector, perCPU in
             let n = perCPU.reduce(UInt64(0)) { $0 &+ $1.loadUnaligned(as: UInt64.self) }
             if n > 0 { snapshot.spurious[vector] = n }
         }
-        let counters = try readPerCPUArray(fd: maps.counters, entries: UInt32(IRQSCOPE_CTR_MAX.rawValue), valueSize: 8)
+        let counters = try readArray(fd: maps.counters, entries: UInt32(IRQSCOPE_CTR_MAX.rawValue), valueSize: 8)
         counters.forEachKey { slot, perCPU in
             let n = perCPU.reduce(UInt64(0)) { $0 &+ $1.loadUnaligned(as: UInt64.self) }
             switch UInt32(slot) {
@@ -39,8 +42,8 @@ extension KernelSession {
     }
 }
 
-/// The whole of a per-CPU array, key-major: values[key][cpu].
-struct PerCPUArray {
+/// The whole of an array map, key-major: values[key][cpu] (one value per key for a plain array).
+struct ArrayValues {
     var bytes: [UInt8]
     var entries: Int
     var cpus: Int
@@ -56,8 +59,10 @@ struct PerCPUArray {
     }
 }
 
-func readPerCPUArray(fd: Int32, entries: UInt32, valueSize: Int) throws(KernelError) -> PerCPUArray {
-    let cpus = Int(libbpf_num_possible_cpus())
+/// `cpus`: how many values each key has (possible CPUs for a per-CPU array, 1 for a plain one);
+/// nil counts the possible CPUs.
+func readArray(fd: Int32, entries: UInt32, valueSize: Int, cpus perKey: Int? = nil) throws(KernelError) -> ArrayValues {
+    let cpus = perKey ?? Int(libbpf_num_possible_cpus())
     guard cpus > 0 else { throw KernelError("cannot count possible CPUs") }
     let stride = (valueSize + 7) & ~7
     var values = [UInt8](repeating: 0, count: Int(entries) * cpus * stride)
@@ -73,7 +78,7 @@ func readPerCPUArray(fd: Int32, entries: UInt32, valueSize: Int) throws(KernelEr
         }
     }
     if rc == 0 || errno == ENOENT, count == entries {
-        return PerCPUArray(bytes: values, entries: Int(entries), cpus: cpus, stride: stride)
+        return ArrayValues(bytes: values, entries: Int(entries), cpus: cpus, stride: stride)
     }
     // Older kernels without batch lookups on arrays: one lookup per key.
     var one = [UInt8](repeating: 0, count: cpus * stride)
@@ -83,5 +88,5 @@ func readPerCPUArray(fd: Int32, entries: UInt32, valueSize: Int) throws(KernelEr
         let base = Int(key) * cpus * stride
         values.replaceSubrange(base..<(base + one.count), with: one)
     }
-    return PerCPUArray(bytes: values, entries: Int(entries), cpus: cpus, stride: stride)
+    return ArrayValues(bytes: values, entries: Int(entries), cpus: cpus, stride: stride)
 }

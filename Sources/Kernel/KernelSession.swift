@@ -1,5 +1,6 @@
 import CLibbpf
 import Glibc
+import IrqscopeABI
 import IrqscopeDecode
 
 /// irqscope's connection to the kernel: the BPF object loaded with the programs this kernel
@@ -40,6 +41,7 @@ public final class KernelSession: @unchecked Sendable {
     public struct Maps: Sendable {
         public var irqCounts: Int32
         public var irqSlots: UInt32
+        public var cpus: UInt32
         public var spurious: Int32
         public var counters: Int32
         public var events: Int32
@@ -53,16 +55,19 @@ public final class KernelSession: @unchecked Sendable {
         let facts = KernelFacts()
         let image = base64Decode(EmbeddedBPF.irqscope)
         let slots = Self.irqSlots()
+        let cpus = libbpf_num_possible_cpus()
+        guard cpus > 0 else { throw KernelError("cannot count possible CPUs: \(errnoName(cpus))") }
 
         var failed: [String: [String: String]] = [:]
         var rounds = 0
         while true {
             rounds += 1
             let catalog = HookCatalog.families.filter { options.families?.contains($0.name) ?? true }
-            let plan = AttachPlan(catalog: catalog, facts: facts, allowed: options.allowed, failed: failed)
+            let plan = AttachPlan(catalog: catalog, facts: facts, allowed: options.allowed, failed: failed,
+                                  variants: ["irq_handler_exit": "__\(slots)"])
             let object = try BPFObject(image: image, name: "irqscope")
             object.setAutoload(plan.programs)
-            try object.setMaxEntries(map: "irq_counts", slots)
+            try object.setMaxEntries(map: "irq_counts", slots * UInt32(cpus))
             if let bytes = options.ringBufferBytes { try object.setMaxEntries(map: "events", bytes) }
             _ = LibbpfLog.drain()
             let rc = object.load()
@@ -97,7 +102,7 @@ public final class KernelSession: @unchecked Sendable {
                 throw KernelError("the BPF object lacks its maps")
             }
             self.object = object
-            self.maps = Maps(irqCounts: irqCounts, irqSlots: object.mapMaxEntries("irq_counts"), spurious: spurious,
+            self.maps = Maps(irqCounts: irqCounts, irqSlots: slots, cpus: UInt32(cpus), spurious: spurious,
                              counters: counters, events: events)
             self.report = ProbeReport(families: plan.families, kernel: [
                 .init(name: "kernel", value: facts.release),
@@ -199,12 +204,13 @@ public final class KernelSession: @unchecked Sendable {
         return n
     }
 
-    /// Size of the per-irq counting array: room for twice the highest irq in use now, so that
-    /// irqs allocated later (guests starting) still fit; never below 1024.
+    /// Size of a CPU's slice of the per-irq counts: room for twice the highest irq in use now,
+    /// so that irqs allocated later (guests starting) still fit. A power of two: the BPF object
+    /// has a counting program for each.
     static func irqSlots() -> UInt32 {
         let highest = listDirectory("/sys/kernel/irq").compactMap { Int($0) }.max() ?? 0
-        var slots = 1024
-        while slots < highest * 2 && slots < 32768 { slots *= 2 }
+        var slots = Int(IRQSCOPE_IRQ_SLOTS_MIN)
+        while slots < highest * 2 && slots < Int(IRQSCOPE_IRQ_SLOTS_MAX) { slots *= 2 }
         return UInt32(slots)
     }
 }

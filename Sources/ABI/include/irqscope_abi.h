@@ -2,7 +2,7 @@
  * every map layout Swift reads. Compiled into the BPF object (BPF/irqscope.bpf.c)
  * and imported by Swift as the module IrqscopeABI. Nothing here is written twice.
  *
- * Bump IRQSCOPE_ABI_VERSION whenever a layout changes: recordings carry it, and
+ * Bump IRQSCOPE_ABI_VERSION whenever the event layout changes: recordings carry it, and
  * replay refuses a recording of another version rather than misreading it. */
 #ifndef IRQSCOPE_ABI_H
 #define IRQSCOPE_ABI_H
@@ -200,11 +200,18 @@ struct irqscope_event {
     } u;
 };
 
-/* Per-interrupt counts: a per-CPU array indexed by irq number, summed in user space. */
+/* Sizes of a CPU's slice of the per-interrupt counts: powers of two, BPF/delivery.h has a
+ * program for each. */
+#define IRQSCOPE_IRQ_SLOTS_MIN 1024
+#define IRQSCOPE_IRQ_SLOTS_MAX 32768
+
+/* Per-interrupt counts: one per CPU and irq number ([cpu][irq] slices of one array), summed
+ * over CPUs in user space. */
 struct irqscope_irq_count {
     __u64 interrupts; /* handle_irq_event runs: one per interrupt, however many actions */
     __u64 unhandled;  /* of those, every action returned IRQ_NONE */
-    __u64 ret_acc;    /* scratch: OR of the return values of the actions run so far */
+    __u64 chain_seq;     /* scratch: `interrupts` when the current chain's earlier actions ran */
+    __u64 chain_handled; /* scratch: OR of those actions' return values */
     __u64 unhandled_reported; /* unhandled count at the last UNHANDLED event */
     __u64 next_report_ns;     /* no UNHANDLED event before this time: storms are batched */
 };
