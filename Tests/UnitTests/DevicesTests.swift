@@ -38,6 +38,43 @@ import IrqscopeModel
         return out
     }
 
+    /// Posted mode (KVM hands the IRTE to a vCPU) cannot be produced in the lab (TCG, no KVM):
+    /// the *_set_vcpu_affinity results it would record, written by hand.
+    @Test mutating func postedFollowsSetVcpuAffinity() {
+        var d = Devices()
+        for ev in enable(2, base: 40) { d.apply(ev) }
+        d.apply(request(40, 0))
+        d.apply(request(41, 1))
+        d.apply(e(.irtePosted(true), irq: 40))
+        d.apply(e(.irtePosted(true), irq: 41, result: -22))  // refused: stays remapped
+        #expect(d.devices[dev]!.posted == 1)
+        d.apply(e(.irtePosted(false), irq: 40))
+        #expect(d.devices[dev]!.posted == 0)
+        d.apply(e(.irtePosted(true), irq: 41))
+        #expect(d.devices[dev]!.posted == 1)
+        for ev in disableAll([40, 41], allocated: [40, 41]) { d.apply(ev) }
+        #expect((d.devices[dev]?.posted ?? 0) == 0, "a freed IRTE is not posted")
+    }
+
+    /// Hits on vector 0xef cannot be produced in the lab (a device would have to fire on an entry
+    /// parked between allocation and request_irq): the counter deltas a scrape would see.
+    @Test mutating func catchAllHitsBlameTheOnlyDeviceWithParkedEntries() {
+        var m = HostModel()
+        for ev in enable(2, base: 40) { m.apply(ev) }
+        m.apply(request(40, 0))                               // vector 1 (irq 41) stays parked
+        m.update(DeliverySnapshot(spurious: [HostModel.catchAllVector: 3, 0xff: 9]), irqs: [:])
+        m.update(DeliverySnapshot(spurious: [HostModel.catchAllVector: 5]), irqs: [:])
+        #expect(m.devices.devices[dev]!.lost[.catchAllVector] == 5, "0xff is not the catch-all vector")
+        m.apply(request(41, 1))                               // nothing parked any more
+        let other = "0000:00:07.0"
+        m.apply(e(.irqAlloc(count: 1, msiIndex: 0), irq: 50, device: other))
+        m.apply(e(.irqAlloc(count: 1, msiIndex: 0), irq: 60, device: "0000:00:08.0"))
+        m.update(DeliverySnapshot(spurious: [HostModel.catchAllVector: 7]), irqs: [:])
+        #expect(m.devices.devices[dev]!.lost[.catchAllVector] == 5)
+        #expect(m.devices.devices[other]?.lost[.catchAllVector] == nil, "two devices parked: nobody to blame")
+        #expect(m.devices.unattributedLost[.catchAllVector] == 2)
+    }
+
     @Test mutating func noresizeGrowthIsDisableAndReenable() {
         var d = Devices()
         let n = 4
