@@ -66,6 +66,36 @@ extension Host {
             }
         }
 
+        /// Root, but bpf(2) refused (seccomp or an LSM) or missing (CONFIG_BPF_SYSCALL off): a
+        /// seccomp filter makes the kernel answer bpf() with that errno.
+        @Test(arguments: [(1, "BPF restricted by seccomp or an LSM"), (38, "no bpf() system call")])
+        func withoutBPFSaysSo(errno: Int, mentions: String) throws {
+            for command in [["doctor"], ["serve"]] {
+                let r = try run(["python3", "-c", Self.failBPF, String(errno), HostEnv.binary] + command)
+                #expect(r.status != 0)
+                #expect(r.stderr.split(separator: "\n").count == 1, "stderr: \(r.stderr)")
+                #expect(r.stderr.contains(mentions), "stderr: \(r.stderr)")
+            }
+        }
+
+        /// argv: errno, program, arguments. Installs a seccomp filter under which bpf(2) fails
+        /// with that errno, then executes the program.
+        static let failBPF = """
+            import ctypes, os, struct, sys
+            def ins(code, jt, jf, k): return struct.pack("HBBI", code, jt, jf, k)
+            prog = b"".join([
+                ins(0x20, 0, 0, 4), ins(0x15, 1, 0, 0xc000003e), ins(0x06, 0, 0, 0x7fff0000),  # not x86_64: allow
+                ins(0x20, 0, 0, 0), ins(0x15, 0, 1, 321),                                        # nr == bpf?
+                ins(0x06, 0, 0, 0x00050000 | int(sys.argv[1])), ins(0x06, 0, 0, 0x7fff0000)])   # errno / allow
+            buf = ctypes.create_string_buffer(prog)
+            class Prog(ctypes.Structure): _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+            p = Prog(len(prog) // 8, ctypes.addressof(buf))
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(p), 0, 0):  # NO_NEW_PRIVS, SECCOMP filter
+                sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
+            os.execv(sys.argv[2], sys.argv[2:])
+            """
+
         @Test func strictRefusesWhenAFamilyIsMissing() throws {
             let doctor = try run([HostEnv.binary, "doctor", "--json"])
             let json = try JSONSerialization.jsonObject(with: Data(doctor.stdout.utf8)) as? [String: Any] ?? [:]
