@@ -52,8 +52,6 @@ static __noinline int report_unhandled(u32 irq, struct irqscope_irq_count *c)
  * end always increments interrupts, so no path has to clear it. */
 static __noinline int count_chain(u32 irq, struct irqscope_irq_count *c, int last, int ret)
 {
-    if (!c)
-        return 0;
     int same_chain = c->chain_seq == c->interrupts;
     if (!last) {
         if (same_chain)

@@ -10,6 +10,11 @@ public enum Capabilities {
         "sys_resource": 24, "syslog": 34, "perfmon": 38, "bpf": 39,
     ]
 
+    /// The mask of the named capabilities (names from `numbers`).
+    public static func bit(_ names: String...) -> UInt64 {
+        names.reduce(0) { $0 | 1 << UInt64(numbers[$1]!) }
+    }
+
     /// Parses "auto", "none", "all" or a comma list like "bpf,sys_ptrace" ("auto" is "none",
     /// plus bpf where the kernel needs it: see `needed(for:)`).
     public static func mask(_ spec: String) throws(KernelError) -> UInt64? {
@@ -36,7 +41,7 @@ public enum Capabilities {
     /// bpf() call to a thread without it (before 6.5, with unprivileged BPF disabled). Decided by
     /// trying a map read from a thread that has dropped everything.
     public static func needed(for session: KernelSession) -> UInt64 {
-        irqscope_unprivileged_map_read(session.maps.counters, 8) == 0 ? 0 : 1 << UInt64(numbers["bpf"]!)
+        irqscope_unprivileged_map_read(session.maps.counters, 8) == 0 ? 0 : bit("bpf")
     }
 
     public static func names(_ mask: UInt64) -> [String] {

@@ -135,10 +135,8 @@ public final class KernelSession: @unchecked Sendable {
     // MARK: - Privileges
 
     private static func preflight() throws(KernelError) {
-        let caps = effectiveCapabilities()
-        let capSysAdmin: UInt64 = 1 << 21, capPerfmon: UInt64 = 1 << 38, capBPF: UInt64 = 1 << 39
-        let privileged = caps & capSysAdmin != 0 || (caps & capBPF != 0 && caps & capPerfmon != 0)
-        guard privileged else {
+        let caps = Capabilities.effective
+        guard caps & Capabilities.bit("sys_admin") != 0 || caps & Capabilities.bit("bpf", "perfmon") == Capabilities.bit("bpf", "perfmon") else {
             throw KernelError("root, or CAP_BPF and CAP_PERFMON, is needed to load the BPF programs (running as uid \(getuid()) without them)")
         }
         var attr = bpf_map_create_opts()
@@ -151,15 +149,6 @@ public final class KernelSession: @unchecked Sendable {
         let code = errno
         if code == ENOSYS { throw KernelError("this kernel has no bpf() system call (CONFIG_BPF_SYSCALL off)") }
         throw KernelError("the kernel refused a BPF map: \(errnoName(code)) (BPF restricted by seccomp or an LSM?)")
-    }
-
-    static func effectiveCapabilities() -> UInt64 {
-        guard let status = readFile("/proc/self/status") else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
-            let hex = line.dropFirst("CapEff:".count).trimmingCharacters(in: " \t")
-            return UInt64(hex, radix: 16) ?? 0
-        }
-        return 0
     }
 
     // MARK: - Load failures

@@ -15,11 +15,11 @@ public struct ProcessResolver: Sendable {
         let proc = "\(root)proc/\(tgid)/"
         let args = readFile(proc + "cmdline")?.split(separator: "\u{0}").map(String.init) ?? []
         let cgroup = readFile(proc + "cgroup").flatMap(Self.cgroupPath)
-        let kubepod = cgroup.flatMap(Self.kubernetesPod)
+        let inPod = cgroup.map(Self.inKubernetesPod) ?? false
 
         if let name = Self.qemuName(args) {
             // KubeVirt names the libvirt domain <namespace>_<vmi>
-            if kubepod != nil, let underscore = name.firstIndex(of: "_") {
+            if inPod, let underscore = name.firstIndex(of: "_") {
                 let vmi = name[name.index(after: underscore)...]
                 return ProcessIdentity(tgid: tgid, name: "\(name[..<underscore])/\(vmi)", source: .kubevirt)
             }
@@ -28,7 +28,7 @@ public struct ProcessResolver: Sendable {
         if let cgroup, let name = Self.libvirtMachine(cgroup) {
             return ProcessIdentity(tgid: tgid, name: name, source: .libvirtScope)
         }
-        if kubepod != nil, let name = kubevirtName(proc) {
+        if inPod, let name = kubevirtName(proc) {
             return ProcessIdentity(tgid: tgid, name: name, source: .kubevirt)
         }
         let comm = readFile(proc + "comm").map { SysfsIRQs.trimNewline($0) } ?? fallback
@@ -68,15 +68,12 @@ public struct ProcessResolver: Sendable {
         return nil
     }
 
-    /// The pod UID of a kubelet cgroup (kubepods-<qos>-pod<UID>.slice, or .../pod<UID>/ with cgroupfs).
-    static func kubernetesPod(_ path: String) -> String? {
-        for component in path.split(separator: "/") where component.contains("pod") && path.contains("kubepods") {
-            if let r = component.firstRange(of: "-pod"), component.hasSuffix(".slice") {
-                return String(component[r.upperBound...].dropLast(".slice".count)).replacingUnderscores()
-            }
-            if component.hasPrefix("pod") { return String(component.dropFirst(3)) }
+    /// Whether a cgroup is a kubelet pod's: kubepods-<qos>-pod<UID>.slice (systemd driver), or
+    /// .../pod<UID>/ (cgroupfs driver), under kubepods.
+    static func inKubernetesPod(_ path: String) -> Bool {
+        path.contains("kubepods") && path.split(separator: "/").contains { component in
+            component.hasPrefix("pod") || (component.contains("-pod") && component.hasSuffix(".slice"))
         }
-        return nil
     }
 
     /// A virt-launcher container's view: its hostname is the pod name,
@@ -117,16 +114,4 @@ public struct ProcessResolver: Sendable {
     public func intx(of address: String) -> Int? {
         readFile("\(root)sys/bus/pci/devices/\(address)/irq").flatMap { Int(SysfsIRQs.trimNewline($0)) }.flatMap { $0 > 0 ? $0 : nil }
     }
-}
-
-extension String {
-    /// systemd's cgroup driver writes pod UIDs with '_' where the UID has '-'.
-    func replacingUnderscores() -> String { String(map { $0 == "_" ? "-" : $0 }) }
-}
-
-public func readLink(_ path: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlink(path, &buffer, buffer.count - 1)
-    guard n > 0 else { return nil }
-    return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }

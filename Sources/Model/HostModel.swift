@@ -67,10 +67,17 @@ public struct HostModel: Sendable {
     /// The guest an event concerns: its device's VMM, "host" for a host driver's device,
     /// the issuing process's name for a VFIO call, nil when no device is involved.
     public func guestName(of e: Event) -> String? {
-        if let owner = devices.owner(of: e) { return processes[owner]?.name ?? "pid-\(owner)" }
-        if e.device != nil || e.irq.flatMap({ devices.device(ofIRQ: Int($0)) }) != nil { return "host" }
+        if let owner = devices.owner(of: e) { return guestName(owner: owner) }
+        if device(of: e) != nil { return "host" }
         return processes[e.tgid]?.name
     }
+
+    /// The name of a device's owner (a VMM), its pid when it has not been named.
+    public func guestName(owner tgid: UInt32) -> String { processes[tgid]?.name ?? "pid-\(tgid)" }
+
+    /// The PCI device an event concerns: its own, or the one holding its irq. Ask before applying
+    /// a free: the free removes what tells whose it was.
+    public func device(of e: Event) -> String? { e.device ?? e.irq.flatMap { devices.device(ofIRQ: Int($0)) } }
 
     /// Processes that own devices now.
     public var owners: Set<UInt32> { Set(devices.devices.values.compactMap(\.owner)) }

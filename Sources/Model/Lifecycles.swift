@@ -58,7 +58,7 @@ public struct Lifecycles: Sendable {
             }
         case .vectorAlloc(let vector, _, _) where e.result >= 0:
             update(irq) { if $0.requested == nil || $0.cpuVector == nil { $0.cpuVector = (vector, e.cpu, e.timeNs) } }
-        case .vectorConfig(let vector, let cpu, _) where vector != 0xef:
+        case .vectorConfig(let vector, let cpu, _) where Int(vector) != HostModel.catchAllVector:
             update(irq) { if $0.cpuVector == nil { $0.cpuVector = (vector, cpu, e.timeNs) } }
         case .irqFree:
             update(irq) { $0.freed = e.timeNs }

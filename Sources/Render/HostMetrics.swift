@@ -104,7 +104,7 @@ public enum HostMetrics {
         var enableFailures = MetricFamily("irqscope_msix_enable_failures", .counter,
             help: "MSI-X enables or dynamic adds the kernel refused, by errno (IRTE or irq exhaustion fails here).")
         for (address, d) in model.devices.devices.sorted(by: { $0.key < $1.key }) {
-            let guest = d.owner.map { model.processes[$0]?.name ?? "pid-\($0)" } ?? ""
+            let guest = d.owner.map(model.guestName(owner:)) ?? ""
             let labels = [("guest", guest), ("driver", model.drivers[address] ?? ""), ("device", address)]
             vectors.add(labels + [("state", "allocated")], Double(d.vectors.count))
             vectors.add(labels + [("state", "requested")], Double(d.requested))
@@ -135,10 +135,9 @@ public enum HostMetrics {
         }
         var guests = MetricFamily("irqscope_guest", .info,
             help: "Maps guest names to the processes (VMMs) they run as, and says where the name came from.")
-        let owners = Set(model.devices.devices.values.compactMap(\.owner))
-        for tgid in owners.sorted() {
-            let p = model.processes[tgid]
-            guests.add([("guest", p?.name ?? "pid-\(tgid)"), ("pid", String(tgid)), ("source", p?.source.rawValue ?? "unknown")], 1)
+        for tgid in model.owners.sorted() {
+            guests.add([("guest", model.guestName(owner: tgid)), ("pid", String(tgid)),
+                        ("source", model.processes[tgid]?.source.rawValue ?? "unknown")], 1)
         }
         return [vectors, irtes, grows, windows, windowSeconds, failures, enableFailures, lost, delivered, guests]
     }

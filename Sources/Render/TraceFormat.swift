@@ -74,7 +74,7 @@ public struct TraceFormat: Sendable {
         case .vectorTeardown(_, let had):
             detail = "\(irq) torn down\(had ? ", reservation returned" : "")"
         case .vectorConfig(let vector, let cpu, _):
-            detail = "\(irq) points at vector \(hex(vector)) on CPU \(cpu)" + (vector == 0xef ? " (shutdown vector)" : "")
+            detail = "\(irq) points at vector \(hex(vector)) on CPU \(cpu)" + (Int(vector) == HostModel.catchAllVector ? " (shutdown vector)" : "")
         case .matrix(let m):
             let cpu = m.perCPU.map { "CPU \($0.cpu): \($0.available) free, \($0.allocated) allocated; " } ?? ""
             detail = "\(cpu)all: \(m.globalAvailable) free, \(m.globalReserved) reserved, \(m.totalAllocated) allocated"
@@ -105,7 +105,7 @@ public struct TraceSummary: Sendable {
 
     public init(model: HostModel, lifecycles: Lifecycles, include: (String) -> Bool, seconds: Double) {
         rows = model.devices.devices.values.filter { include($0.address) }.map { d in
-            Row(guest: d.owner.map { model.processes[$0]?.name ?? "pid-\($0)" } ?? "host", device: d.address,
+            Row(guest: d.owner.map(model.guestName(owner:)) ?? "host", device: d.address,
                 driver: model.drivers[d.address] ?? "", state: d)
         }.sorted { ($0.guest, $0.device) < ($1.guest, $1.device) }
         self.lifecycles = lifecycles.vectors.filter { include($0.device) }
@@ -131,7 +131,7 @@ public struct TraceSummary: Sendable {
     public func text(_ f: TraceFormat) -> String {
         var out = "\nSummary over \(String(format2(seconds))) s\n"
         guard !rows.isEmpty else {
-            return out + "  no device's MSI-X vectors changed.\n\nVerdict: clean: no lossy resize, no failed request, no lost interrupt.\n"
+            return out + "  no device's MSI-X vectors changed.\n\n" + verdict
         }
         let header = ["GUEST", "DEVICE", "DRIVER", "ALLOC", "REQ", "IRTE", "POSTED", "GROWS dyn/re", "CYCLES", "MSI-X OFF",
                       "FAILURES", "LOST"]
@@ -160,16 +160,19 @@ public struct TraceSummary: Sendable {
             }
             out += columns(v)
         }
+        return out + "\n" + verdict
+    }
+
+    var verdict: String {
         let found = findings
-        out += "\n" + (found.isEmpty ? "Verdict: clean: no lossy resize, no failed request, no lost interrupt.\n"
-                       : "Verdict: " + Finding.allCases.filter { found.contains($0) }.map {
-                           switch $0 {
-                           case .lossy: "lossy resizes (MSI-X switched off with live vectors)"
-                           case .failure: "failed requests (vectors the host could not back)"
-                           case .lost: "lost interrupts"
-                           }
-                       }.joined(separator: "; ") + ".\n")
-        return out
+        guard !found.isEmpty else { return "Verdict: clean: no lossy resize, no failed request, no lost interrupt.\n" }
+        return "Verdict: " + Finding.allCases.filter(found.contains).map {
+            switch $0 {
+            case .lossy: "lossy resizes (MSI-X switched off with live vectors)"
+            case .failure: "failed requests (vectors the host could not back)"
+            case .lost: "lost interrupts"
+            }
+        }.joined(separator: "; ") + ".\n"
     }
 
     public func json() -> JSON {

@@ -60,8 +60,6 @@ public final class HTTPServer: Service {
         }
     }
 
-    /// `web`: TLS and basic authentication (`--web.config.file`); requests without valid
-    /// credentials get 401 before the handler runs.
     /// Binds every address or none, blocking the calling thread (not an event loop thread).
     /// `web`: TLS and basic authentication (`--web.config.file`); requests without valid
     /// credentials get 401 before the handler runs.
@@ -128,7 +126,6 @@ public final class HTTPServer: Service {
         }
         try await group.shutdownGracefully()
     }
-
 }
 
 private final class RequestHandler: ChannelInboundHandler {

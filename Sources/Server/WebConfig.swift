@@ -16,7 +16,7 @@ public struct WebConfig: Sendable {
     }
 
     public static func load(path: String) throws(ServerError) -> WebConfig {
-        guard let text = readWholeFile(path) else { throw ServerError(description: "cannot read web config \(path)") }
+        guard let text = readFile(path) else { throw ServerError(description: "cannot read web config \(path)") }
         let root: YAMLValue
         do { root = try parseYAML(text) } catch { throw ServerError(description: "web config \(path): \(error)") }
         guard case .map(let top) = root else { throw ServerError(description: "web config \(path): not a YAML map") }
@@ -113,17 +113,4 @@ public func bcryptMatches(_ password: String, hash: String) -> Bool {
     let computed = Array(String(cString: out).utf8), expected = Array(hash.utf8)
     guard computed.count == expected.count else { return false }
     return zip(computed, expected).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0 // constant time
-}
-
-func readWholeFile(_ path: String) -> String? {
-    guard let f = fopen(path, "r") else { return nil }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = fread(&buffer, 1, buffer.count, f)
-        if n == 0 { break }
-        bytes += buffer[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }

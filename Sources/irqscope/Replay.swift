@@ -38,7 +38,7 @@ struct Replay: ParsableCommand {
                     for irq in DeliverySnapshot(annotation: a).irqs.keys { lifecycles.firstInterrupt(irq: irq, at: at) }
                 }
             case .event(let e):
-                let device = e.device ?? e.irq.flatMap { model.devices.device(ofIRQ: Int($0)) }
+                let device = model.device(of: e)
                 let named = model.guestName(of: e)
                 model.apply(e)
                 last = e.timeNs

@@ -96,7 +96,7 @@ struct Serve: AsyncParsableCommand {
         if var keep = try? Capabilities.mask(capabilitiesKeep) {
             if capabilitiesKeep == "auto" { keep |= Capabilities.needed(for: session) }
             // ports below 1024 are bound after the drop, by the event loop thread
-            if addresses.contains(where: { $0.port < 1024 }) { keep |= 1 << UInt64(Capabilities.numbers["net_bind_service"]!) }
+            if addresses.contains(where: { $0.port < 1024 }) { keep |= Capabilities.bit("net_bind_service") }
             do { try Capabilities.keepOnly(keep) } catch {
                 collector.stop()
                 throw FatalError(message: error.message)
@@ -125,12 +125,13 @@ struct Serve: AsyncParsableCommand {
         let logger: Logger
 
         func run() async throws {
-            defer { collector.stop() }
+            defer {
+                collector.stop()
+                logger.info("stopped: every BPF link detached, object freed")
+            }
             let group = ServiceGroup(configuration: .init(
                 services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
-            collector.stop()
-            logger.info("stopped: every BPF link detached, object freed")
         }
     }
 

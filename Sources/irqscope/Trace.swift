@@ -125,7 +125,7 @@ struct Trace: ParsableCommand {
             guard access(name, X_OK) == 0 else { throw FatalError(message: "cannot run \(name): not an executable file") }
             return name
         }
-        for dir in (String(cString: getenv("PATH") ?? strdup("/usr/bin:/bin"))).split(separator: ":") {
+        for dir in (getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin").split(separator: ":") {
             let path = "\(dir)/\(name)"
             if access(path, X_OK) == 0 { return path }
         }

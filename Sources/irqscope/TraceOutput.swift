@@ -70,7 +70,8 @@ final class TraceOutput: Sendable {
     func includes(device address: String, model: HostModel) -> Bool {
         if let d = options.device, address != d { return false }
         let owner = model.devices.devices[address]?.owner
-        if let g = options.guest, owner.flatMap({ model.processes[$0]?.name }) != g { return false }
+        // named as the event lines name it
+        if let g = options.guest, (owner.map(model.guestName(owner:)) ?? "host") != g { return false }
         if let follows { return owner.map(follows) ?? false }
         return true
     }

@@ -54,7 +54,7 @@ extension Host {
             #expect(exec.first == "/usr/local/bin/irqscope" && exec.dropFirst().first == "serve")
             let (dir, binary) = try Self.binaryCopy()
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let port = HostEnv.freePort()
+            let port = freePort()
             var argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                         "--bounding-set=-all,\(Self.setprivCaps(bounding))",
                         "--inh-caps=\(Self.setprivCaps(ambient))", "--ambient-caps=\(Self.setprivCaps(ambient))"]
@@ -80,7 +80,7 @@ extension Host {
             #expect(sc["runAsUser"] as? Int == 0)
             let (dir, binary) = try Self.binaryCopy()
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let port = HostEnv.freePort()
+            let port = freePort()
             var setpriv = ["setpriv", "--bounding-set=-all,\(Self.setprivCaps(caps))", "--inh-caps=-all"]
             if sc["allowPrivilegeEscalation"] as? Bool == false { setpriv.append("--no-new-privs") }
             var mounts = "mount --bind /sys /sys && mount -o remount,bind,ro /sys"

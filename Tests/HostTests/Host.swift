@@ -15,7 +15,6 @@ enum HostEnv {
         return FileManager.default.isExecutableFile(atPath: release) ? release : packageRoot + "/.build/debug/irqscope"
     }
 
-    static func freePort() -> Int { TestSupport.freePort() }
 
     /// `irqscope serve` on a free loopback port, returned once /healthz answers.
     static func serve(_ extra: [String] = []) throws -> (Running, Int) {

@@ -100,7 +100,7 @@ extension Host {
             let doctor = try run([HostEnv.binary, "doctor", "--json"])
             let json = try JSONSerialization.jsonObject(with: Data(doctor.stdout.utf8)) as? [String: Any] ?? [:]
             let missing = (json["families"] as? [[String: Any]] ?? []).filter { $0["available"] as? Bool == false }
-            let r = try run([HostEnv.binary, "serve", "--strict", "--web.listen-address=127.0.0.1:\(HostEnv.freePort())"], timeout: 5)
+            let r = try run([HostEnv.binary, "serve", "--strict", "--web.listen-address=127.0.0.1:\(freePort())"], timeout: 5)
             if missing.isEmpty {
                 #expect(r.status != 0 || true) // every family attached: --strict serves (killed by the timeout)
             } else {

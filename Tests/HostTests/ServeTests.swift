@@ -61,35 +61,12 @@ extension Host {
         @Test func aPrometheusServerScrapesIt() throws {
             let (server, port) = try HostEnv.serve()
             defer { _ = server.stop() }
-            let dir = NSTemporaryDirectory() + "irqscope-prom-\(UUID().uuidString)"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            try """
-                global: {scrape_interval: 1s, scrape_timeout: 1s}
-                scrape_configs:
-                  - job_name: irqscope
-                    static_configs: [{targets: ['127.0.0.1:\(port)']}]
-                """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
-            let promPort = HostEnv.freePort()
-            let prom = try Running(["prometheus", "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
-                                    "--web.listen-address=127.0.0.1:\(promPort)"])
-            defer { _ = prom.stop() }
-            func query(_ q: String) throws -> [[String: Any]] {
-                let url = "http://127.0.0.1:\(promPort)/api/v1/query?query=" + q.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-                let r = try httpGet(url)
-                let json = try JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any]
-                return (json?["data"] as? [String: Any])?["result"] as? [[String: Any]] ?? []
-            }
-            var up: [[String: Any]] = [], series: [[String: Any]] = [], rate: [[String: Any]] = []
-            let deadline = Date().addingTimeInterval(40)
-            while Date() < deadline {
-                up = (try? query("up{job=\"irqscope\"} == 1")) ?? []
-                series = (try? query("irqscope_interrupts_total")) ?? []
-                rate = (try? query("sum(rate(irqscope_interrupts_total[10s]))")) ?? []
-                if !up.isEmpty && !series.isEmpty && !rate.isEmpty { break }
-                usleep(500_000)
-            }
-            #expect(!up.isEmpty, "target never up; prometheus said: \(prom.stderrSoFar.suffix(800))")
+            let prom = try PrometheusScraper(target: "127.0.0.1:\(port)")
+            defer { prom.stop() }
+            let up = prom.eventually("up{job=\"irqscope\"} == 1")
+            let series = prom.eventually("irqscope_interrupts_total")
+            let rate = prom.eventually("sum(rate(irqscope_interrupts_total[10s]))")
+            #expect(!up.isEmpty, "target never up; prometheus said: \(prom.log.suffix(800))")
             #expect(!series.isEmpty, "PromQL over irqscope_interrupts_total returned nothing")
             #expect(rate.count == 1, "rate() over two scrapes returned nothing")
         }
@@ -113,7 +90,7 @@ extension Host {
         }
 
         @Test func listensOnEveryAddressGiven() throws {
-            let second = HostEnv.freePort()
+            let second = freePort()
             let (server, port) = try HostEnv.serve(["--web.listen-address=127.0.0.1:\(second)"])
             defer { _ = server.stop() }
             #expect(try httpGet("http://127.0.0.1:\(port)/healthz").status == 200)

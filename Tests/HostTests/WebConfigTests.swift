@@ -67,26 +67,14 @@ extension Host {
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let (server, port) = try serveTLS()
             defer { _ = server.stop() }
-            try """
-                global: {scrape_interval: 1s, scrape_timeout: 1s}
-                scrape_configs:
-                  - job_name: irqscope
-                    scheme: https
-                    tls_config: {ca_file: \(dir)/ca.crt, cert_file: \(dir)/client.crt, key_file: \(dir)/client.key}
-                    basic_auth: {username: prom, password: s3cret}
-                    static_configs: [{targets: ['127.0.0.1:\(port)']}]
-                """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
-            let promPort = HostEnv.freePort()
-            let prom = try Running(["prometheus", "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
-                                    "--web.listen-address=127.0.0.1:\(promPort)"])
-            defer { _ = prom.stop() }
-            var found = false
-            for _ in 0..<60 where !found {
-                usleep(500_000)
-                let q = try? httpGet("http://127.0.0.1:\(promPort)/api/v1/query?query=up%7Bjob%3D%22irqscope%22%7D%3D%3D1%20and%20on()%20count(irqscope_interrupts_total)%3E0")
-                found = q?.body.contains("\"value\"") ?? false
-            }
-            #expect(found, "no successful TLS scrape; prometheus: \(prom.stderrSoFar.suffix(600))")
+            let prom = try PrometheusScraper(target: "127.0.0.1:\(port)", settings: [
+                "scheme: https",
+                "tls_config: {ca_file: \(dir)/ca.crt, cert_file: \(dir)/client.crt, key_file: \(dir)/client.key}",
+                "basic_auth: {username: prom, password: s3cret}",
+            ])
+            defer { prom.stop() }
+            let scraped = prom.eventually("up{job=\"irqscope\"} == 1 and on() count(irqscope_interrupts_total) > 0", seconds: 30)
+            #expect(!scraped.isEmpty, "no successful TLS scrape; prometheus: \(prom.log.suffix(600))")
         }
 
         @Test(arguments: [
@@ -102,13 +90,13 @@ extension Host {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
             try yaml.write(toFile: dir + "/web.yml", atomically: true, encoding: .utf8)
-            let r = try run([HostEnv.binary, "serve", "--web.config.file=\(dir)/web.yml", "--web.listen-address=127.0.0.1:\(HostEnv.freePort())"])
+            let r = try run([HostEnv.binary, "serve", "--web.config.file=\(dir)/web.yml", "--web.listen-address=127.0.0.1:\(freePort())"])
             #expect(r.status == 1)
             #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(mentions), "stderr: \(r.stderr)")
         }
 
         func serveTLS() throws -> (Running, Int) {
-            let port = HostEnv.freePort()
+            let port = freePort()
             let p = try Running([HostEnv.binary, "serve", "--web.listen-address=127.0.0.1:\(port)", "--web.config.file=\(dir)/web.yml"])
             for _ in 0..<150 {
                 if try curl(port, ["--cert", dir + "/client.crt", "--key", dir + "/client.key", "-u", "prom:s3cret"]).status == "200" {

@@ -23,40 +23,40 @@ import Testing
 
     func identify(_ pid: UInt32) -> ProcessIdentity { ProcessResolver(root: root).identify(pid, comm: "fallback") }
 
-    @Test func qemuNameGuestForm() throws {
-        try process(100, cmdline: ["/usr/bin/qemu-system-x86_64", "-name", "guest=alpha,debug-threads=on", "-m", "1024"])
-        #expect(identify(100) == ProcessIdentity(tgid: 100, name: "alpha", source: .qemuName))
+    struct Case: Sendable, CustomTestStringConvertible {
+        var cmdline: [String]
+        var cgroup = "0::/user.slice\n"
+        var files: [String: String] = [:]
+        var name: String
+        var source: ProcessIdentity.Source
+        var testDescription: String { "\(source.rawValue): \(name)" }
     }
 
-    @Test func qemuNamePlainForm() throws {
-        try process(101, cmdline: ["qemu-system-x86_64", "-name", "beta"])
-        #expect(identify(101) == ProcessIdentity(tgid: 101, name: "beta", source: .qemuName))
-    }
+    static let cases: [Case] = [
+        // QEMU -name, both forms
+        Case(cmdline: ["/usr/bin/qemu-system-x86_64", "-name", "guest=alpha,debug-threads=on", "-m", "1024"],
+             name: "alpha", source: .qemuName),
+        Case(cmdline: ["qemu-system-x86_64", "-name", "beta"], name: "beta", source: .qemuName),
+        // libvirt scope with an ID, and the legacy scope on cgroup v1
+        Case(cmdline: ["/usr/libexec/qemu-kvm", "-m", "2048"],
+             cgroup: "0::/machine.slice/machine-qemu\\x2d3\\x2dweb\\x2dfront.scope/libvirt/vcpu0\n",
+             name: "web-front", source: .libvirtScope),
+        Case(cmdline: ["qemu-kvm"],
+             cgroup: "12:cpuset:/machine.slice\n1:name=systemd:/machine.slice/machine-qemu\\x2ddb1.scope\n",
+             name: "db1", source: .libvirtScope),
+        // KubeVirt: from the libvirt domain name (systemd cgroup driver), else from the pod (cgroupfs)
+        Case(cmdline: ["/usr/libexec/qemu-kvm", "-name", "guest=prod_vm-a,debug-threads=on"],
+             cgroup: "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5f1e_2b3a.slice/cri-containerd-abc.scope\n",
+             name: "prod/vm-a", source: .kubevirt),
+        Case(cmdline: ["/usr/libexec/qemu-kvm"], cgroup: "0::/kubepods/besteffort/pod5f1e2b3a/abcdef\n",
+             files: ["root/etc/hostname": "virt-launcher-vm-b-x7k2p\n",
+                     "root/var/run/secrets/kubernetes.io/serviceaccount/namespace": "staging"],
+             name: "staging/vm-b", source: .kubevirt),
+    ]
 
-    @Test func libvirtScopeWithID() throws {
-        try process(102, cmdline: ["/usr/libexec/qemu-kvm", "-m", "2048"],
-                    cgroup: "0::/machine.slice/machine-qemu\\x2d3\\x2dweb\\x2dfront.scope/libvirt/vcpu0\n")
-        #expect(identify(102) == ProcessIdentity(tgid: 102, name: "web-front", source: .libvirtScope))
-    }
-
-    @Test func libvirtScopeLegacyAndCgroupV1() throws {
-        try process(103, cmdline: ["qemu-kvm"],
-                    cgroup: "12:cpuset:/machine.slice\n1:name=systemd:/machine.slice/machine-qemu\\x2ddb1.scope\n")
-        #expect(identify(103) == ProcessIdentity(tgid: 103, name: "db1", source: .libvirtScope))
-    }
-
-    @Test func kubevirtFromTheDomainName() throws {
-        try process(104, cmdline: ["/usr/libexec/qemu-kvm", "-name", "guest=prod_vm-a,debug-threads=on"],
-                    cgroup: "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5f1e_2b3a.slice/cri-containerd-abc.scope\n")
-        #expect(identify(104) == ProcessIdentity(tgid: 104, name: "prod/vm-a", source: .kubevirt))
-    }
-
-    @Test func kubevirtFromThePodWhenNoName() throws {
-        try process(105, cmdline: ["/usr/libexec/qemu-kvm"],
-                    cgroup: "0::/kubepods/besteffort/pod5f1e2b3a/abcdef\n",
-                    files: ["root/etc/hostname": "virt-launcher-vm-b-x7k2p\n",
-                            "root/var/run/secrets/kubernetes.io/serviceaccount/namespace": "staging"])
-        #expect(identify(105) == ProcessIdentity(tgid: 105, name: "staging/vm-b", source: .kubevirt))
+    @Test(arguments: cases) func names(_ c: Case) throws {
+        try process(100, cmdline: c.cmdline, cgroup: c.cgroup, files: c.files)
+        #expect(identify(100) == ProcessIdentity(tgid: 100, name: c.name, source: c.source))
     }
 
     @Test func commAndPidOtherwise() throws {

@@ -193,7 +193,6 @@ for scenario in $(echo "$1" | tr ',' ' '); do
     start=$(cut -d' ' -f1 /proc/uptime)
     case "$scenario" in
     doctor) irqscope doctor > $R/doctor.txt 2>&1; irqscope doctor --debug.libbpf > /dev/null 2> $R/doctor.libbpf.log ;;
-    lines) for d in /sys/bus/pci/devices/*; do echo "$(basename $d) $(cat $d/vendor):$(cat $d/device) pin=$(cat $d/irq)"; done > $R/lines.txt ;;
     hostdrivers) host_drivers hostdrivers ;;
     hostdrivers-kprobe) host_drivers hostdrivers-kprobe --attach=kprobe,tp_btf ;;
     tracepoints-only) tracepoints_only ;;
