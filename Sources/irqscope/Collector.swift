@@ -17,10 +17,10 @@ final class Collector: Sendable {
 
     struct State {
         var model = HostModel()
-        var lifecycles = Lifecycles()
+        /// Kept only when tracing: a long-running exporter must not remember every vector ever seen.
+        var lifecycles: Lifecycles?
         var recorder: RecordingWriter?
         var scrapes = 0
-        var lastCounts: [Int: UInt64] = [:]
 
         /// Names what the event introduces: the VMM behind a VFIO device, the driver of a device.
         /// Read once from /proc and sysfs here, and kept in the recording for replay elsewhere.
@@ -52,6 +52,7 @@ final class Collector: Sendable {
 
     private let observer: Observer?
 
+    /// With an `observer` (trace), per-vector lifecycles are kept too.
     init(session: KernelSession, record path: String? = nil, observer: Observer? = nil) throws {
         self.session = session
         self.observer = observer
@@ -61,7 +62,7 @@ final class Collector: Sendable {
             do { recorder = try RecordingWriter(path: path) } catch { throw FatalError(message: error.description) }
             recorder?.annotate([("type", "meta"), ("kernel", session.kernelRelease), ("irqscope", BuildInfo.version)])
         }
-        state = Mutex(State(recorder: recorder))
+        state = Mutex(State(lifecycles: observer == nil ? nil : Lifecycles(), recorder: recorder))
     }
 
     func start() throws {
@@ -73,11 +74,11 @@ final class Collector: Sendable {
                     s.recorder?.write(event: bytes)
                     guard let event else { return s.model.noteUndecodable() }
                     // named before applying: a free removes what tells whose it was
-                    let device = event.device ?? event.irq.flatMap { s.model.devices.device(ofIRQ: Int($0)) }
+                    let device = s.model.device(of: event)
                     let guest = s.model.guestName(of: event)
                     s.model.apply(event)
                     s.annotate(event, resolver: resolver)
-                    s.lifecycles.apply(event, device: device)
+                    s.lifecycles?.apply(event, device: device)
                     if let observer {
                         observer(event, guest ?? s.model.guestName(of: event), device, s.model)
                     }
@@ -93,9 +94,7 @@ final class Collector: Sendable {
     func scrape(format: ExpositionFormat) throws -> String {
         let start = ContinuousClock.now
         return try state.withLock { s in
-            let snapshot = try session.readDelivery()
-            let irqs = SysfsIRQs.read()
-            s.model.update(snapshot, irqs: irqs)
+            let (snapshot, irqs) = try readCounters(into: &s)
             s.recorder?.annotate(snapshot.annotation(live: irqs.keys))
             for tgid in s.model.trackedProcesses.sorted() where !resolver.alive(tgid) {
                 s.model.processExited(tgid)
@@ -112,28 +111,28 @@ final class Collector: Sendable {
     }
 
     /// Reads the kernel counters into the model without rendering (trace): vectors whose irq
-    /// counted its first interrupt since the last look get that time. Returns the irqs that did.
-    @discardableResult
-    func poll(now: UInt64) throws -> Int {
+    /// counted its first interrupt since the last look get that time.
+    func poll(now: UInt64) throws {
         try state.withLock { s in
-            let snapshot = try session.readDelivery()
-            let irqs = SysfsIRQs.read()
-            var fired = 0
-            for (irq, count) in snapshot.irqs where count.interrupts > (s.lastCounts[irq] ?? 0) {
-                s.lifecycles.firstInterrupt(irq: irq, at: now)
-                fired += 1
-            }
-            s.lastCounts = snapshot.irqs.mapValues(\.interrupts)
-            s.model.update(snapshot, irqs: irqs)
-            if fired > 0 {
+            let before = s.model.kernel.irqs
+            let (snapshot, irqs) = try readCounters(into: &s)
+            let fired = snapshot.irqs.filter { $0.value.interrupts > (before[$0.key]?.interrupts ?? 0) }.keys
+            for irq in fired { s.lifecycles?.firstInterrupt(irq: irq, at: now) }
+            if !fired.isEmpty {
                 s.recorder?.annotate(snapshot.annotation(live: irqs.keys) + [("at", String(now))])
             }
-            return fired
         }
     }
 
+    private func readCounters(into s: inout State) throws -> (DeliverySnapshot, [Int: IRQInfo]) {
+        let snapshot = try session.readDelivery()
+        let irqs = SysfsIRQs.read()
+        s.model.update(snapshot, irqs: irqs)
+        return (snapshot, irqs)
+    }
+
     func read<T>(_ body: (HostModel, Lifecycles) -> T) -> T {
-        state.withLock { body($0.model, $0.lifecycles) }
+        state.withLock { body($0.model, $0.lifecycles ?? Lifecycles()) }
     }
 
     /// Stops the event stream and closes the recording with everything the kernel sent.
