@@ -89,38 +89,106 @@ static __always_inline int on_msi_alloc_range_locked(const u64 *a, u64 ret)
 HOOK_RETURN(msi_domain_alloc_irqs_range_locked, 4, IRQSCOPE_SRC_MSI_DOMAIN_ALLOC_RANGE_LOCKED,
             on_msi_alloc_range_locked)
 
+/* The irqs a thread's MSI domain frees (msi_domain_free, once per descriptor) add up here until
+ * the descriptor free that caused them returns: the kernel's free functions name a device and an
+ * index range, not how many irqs went or which. */
+struct msi_freed {
+    u32 count;
+    u32 first_irq;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 1024);
+    __type(key, u64);
+    __type(value, struct msi_freed);
+} msi_freed SEC(".maps");
+
+static __always_inline void note_irqs_freed(u32 irq, u32 nr)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    struct msi_freed *f = bpf_map_lookup_elem(&msi_freed, &id);
+    if (!f) {
+        struct msi_freed first = {.count = nr, .first_irq = irq};
+        bpf_map_update_elem(&msi_freed, &id, &first, BPF_ANY);
+        return;
+    }
+    f->count += nr;
+    if (irq < f->first_irq)
+        f->first_irq = irq;
+}
+
+/* At the return of a descriptor free: the irqs it released (count 0 when none, or when the
+ * msi_irqs family is not attached). */
+static __always_inline struct irqscope_event *msi_free_event(u32 source, struct device *dev, bool only_if_freed)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    struct msi_freed f = {};
+    struct msi_freed *p = bpf_map_lookup_elem(&msi_freed, &id);
+    if (p) {
+        f = *p;
+        bpf_map_delete_elem(&msi_freed, &id);
+    }
+    if (only_if_freed && f.count == 0)
+        return NULL;
+    struct irqscope_event *e = msi_event(IRQSCOPE_EV_MSI_FREE, source, dev);
+    if (!e)
+        return NULL;
+    e->u.msi_domain.count = f.count;
+    if (f.count)
+        e->irq = f.first_irq;
+    return e;
+}
+
 /* __msi_domain_free_irqs: (domain, dev) up to 6.1; (dev, domain, ctrl) from 6.2. */
 static __always_inline int on_msi_free_internal(const u64 *a, u64 ret)
 {
     bool has_ctrl = bpf_core_type_exists(struct msi_ctrl);
     u64 a0 = CTX_ARG(a, 0), a1 = CTX_ARG(a, 1);
-    struct irqscope_event *e = msi_event(IRQSCOPE_EV_MSI_FREE, IRQSCOPE_SRC_MSI_DOMAIN_FREE_INTERNAL,
-                                         (struct device *)(has_ctrl ? a0 : a1));
+    struct irqscope_event *e = msi_free_event(IRQSCOPE_SRC_MSI_DOMAIN_FREE_INTERNAL,
+                                              (struct device *)(has_ctrl ? a0 : a1), false);
     if (!e)
         return 0;
-    if (has_ctrl)
-        set_ctrl(e, (struct msi_ctrl *)a[2]);
+    if (has_ctrl) {
+        struct msi_ctrl *ctrl = (struct msi_ctrl *)a[2];
+        e->u.msi_domain.domid = BPF_CORE_READ(ctrl, domid);
+        e->u.msi_domain.first = BPF_CORE_READ(ctrl, first);
+        e->u.msi_domain.last = BPF_CORE_READ(ctrl, last);
+    }
     event_submit(e);
     return 0;
 }
-HOOK_ENTRY(__msi_domain_free_irqs, on_msi_free_internal)
+HOOK_RETURN(__msi_domain_free_irqs, 3, IRQSCOPE_SRC_MSI_DOMAIN_FREE_INTERNAL, on_msi_free_internal)
 
 /* 6.1: msi_domain_free_irqs_descs_locked(domain, dev) */
 static __always_inline int on_msi_free_descs_locked(const u64 *a, u64 ret)
 {
-    struct irqscope_event *e = msi_event(IRQSCOPE_EV_MSI_FREE, IRQSCOPE_SRC_MSI_DOMAIN_FREE_DESCS_LOCKED,
-                                         (struct device *)a[1]);
+    struct irqscope_event *e = msi_free_event(IRQSCOPE_SRC_MSI_DOMAIN_FREE_DESCS_LOCKED, (struct device *)a[1], false);
     if (e)
         event_submit(e);
     return 0;
 }
-HOOK_ENTRY(msi_domain_free_irqs_descs_locked, on_msi_free_descs_locked)
+HOOK_RETURN(msi_domain_free_irqs_descs_locked, 2, IRQSCOPE_SRC_MSI_DOMAIN_FREE_DESCS_LOCKED, on_msi_free_descs_locked)
 
-/* 6.2+: msi_domain_free_irqs_range_locked(dev, domid, first, last); _all_locked calls it. */
+/* 6.2+: msi_domain_free_irqs_all_locked(dev, domid), what MSI-X shutdown calls. It calls
+ * _range_locked, which Debian's 6.12 inlines there; where it does not, the inner call has
+ * already reported the irqs and this one stays quiet. */
+static __always_inline int on_msi_free_all_locked(const u64 *a, u64 ret)
+{
+    struct irqscope_event *e = msi_free_event(IRQSCOPE_SRC_MSI_DOMAIN_FREE_ALL_LOCKED, (struct device *)a[0], true);
+    if (!e)
+        return 0;
+    e->u.msi_domain.domid = (u32)a[1];
+    e->u.msi_domain.first = 0;
+    event_submit(e);
+    return 0;
+}
+HOOK_RETURN(msi_domain_free_irqs_all_locked, 2, IRQSCOPE_SRC_MSI_DOMAIN_FREE_ALL_LOCKED, on_msi_free_all_locked)
+
+/* 6.2+: msi_domain_free_irqs_range_locked(dev, domid, first, last) */
 static __always_inline int on_msi_free_range_locked(const u64 *a, u64 ret)
 {
-    struct irqscope_event *e = msi_event(IRQSCOPE_EV_MSI_FREE, IRQSCOPE_SRC_MSI_DOMAIN_FREE_RANGE_LOCKED,
-                                         (struct device *)a[0]);
+    struct irqscope_event *e = msi_free_event(IRQSCOPE_SRC_MSI_DOMAIN_FREE_RANGE_LOCKED, (struct device *)a[0], false);
     if (!e)
         return 0;
     e->u.msi_domain.domid = (u32)a[1];
@@ -129,7 +197,7 @@ static __always_inline int on_msi_free_range_locked(const u64 *a, u64 ret)
     event_submit(e);
     return 0;
 }
-HOOK_ENTRY(msi_domain_free_irqs_range_locked, on_msi_free_range_locked)
+HOOK_RETURN(msi_domain_free_irqs_range_locked, 4, IRQSCOPE_SRC_MSI_DOMAIN_FREE_RANGE_LOCKED, on_msi_free_range_locked)
 
 /* msi_domain_alloc(domain, virq, nr_irqs, arg) and msi_domain_free(domain, virq, nr_irqs):
  * the MSI domain's .alloc/.free ops, once per MSI descriptor, with or without interrupt
@@ -150,6 +218,7 @@ HOOK_RETURN(msi_domain_alloc, 4, IRQSCOPE_SRC_MSI_DOMAIN_OPS, on_msi_domain_allo
 
 static __always_inline int on_msi_domain_free(const u64 *a, u64 ret)
 {
+    note_irqs_freed((u32)a[1], (u32)a[2]);
     struct irqscope_event *e = event_reserve(IRQSCOPE_EV_IRQ_FREE, IRQSCOPE_SRC_MSI_DOMAIN_OPS);
     if (!e)
         return 0;

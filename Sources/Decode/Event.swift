@@ -232,6 +232,17 @@ public enum EventSource: UInt32, Sendable, CaseIterable {
 }
 
 extension Event.Kind {
+    /// Work a process asked for (an ioctl, a driver setting up its device): the issuing process
+    /// is the one the event is about. The other kinds can fire in interrupt context (an interrupt's
+    /// exit, a vector moved or freed by the IRQ machinery), where the current task is whoever the
+    /// interrupt happened to stop: they are attributed through their irq and device only.
+    public var isProcessCall: Bool {
+        switch self {
+        case .unhandled, .matrix, .vectorConfig, .vectorAlloc: false
+        default: true
+        }
+    }
+
     /// The stable event name used in JSON output and documentation.
     public var name: String {
         switch self {

@@ -115,10 +115,12 @@ enum HookCatalog {
             name: "msi_free",
             summary: "MSI domain release of interrupt descriptors",
             cost: "descriptor release is not seen",
+            // At the return, with the irqs msi_domain_free released meanwhile. 6.2+ shutdown calls
+            // _all_locked, into which Debian's 6.12 inlines _range_locked: hook both.
             alternatives: [
-                [.fn("__msi_domain_free_irqs", returns: false)],
-                [.fn("msi_domain_free_irqs_descs_locked", returns: false)],
-                [.fn("msi_domain_free_irqs_range_locked", returns: false)],
+                [.fn("__msi_domain_free_irqs")],
+                [.fn("msi_domain_free_irqs_descs_locked")],
+                [.fn("msi_domain_free_irqs_all_locked"), .fn("msi_domain_free_irqs_range_locked")],
             ]),
         FamilySpec(
             name: "request_irq",

@@ -64,12 +64,15 @@ public struct HostModel: Sendable {
         devices.credit(catchAll: now >= before ? now - before : now)
     }
 
-    /// The guest an event concerns: its device's VMM, "host" for a host driver's device,
-    /// the issuing process's name for a VFIO call, nil when no device is involved.
+    /// The guest an event concerns: its device's VMM; for a call a VMM process made, that VMM's
+    /// (everything a VMM does is its guest's, its INTx and error-IRQ set-up included); "host" for
+    /// a host driver's device; nil when neither says. Interrupt-context events are never named
+    /// after the task they interrupted.
     public func guestName(of e: Event) -> String? {
         if let owner = devices.owner(of: e) { return guestName(owner: owner) }
+        if e.kind.isProcessCall, let vmm = processes[e.tgid] { return vmm.name }
         if device(of: e) != nil { return "host" }
-        return processes[e.tgid]?.name
+        return nil
     }
 
     /// The name of a device's owner (a VMM), its pid when it has not been named.

@@ -37,8 +37,9 @@ public struct TraceFormat: Sendable {
             detail = paint("MSI-X off", "33")
         case .msiAlloc(let r):
             detail = e.result >= 0 ? "\(r.count) MSI descriptor\(r.count == 1 ? "" : "s")" : "\(r.count) MSI descriptors \(failed(e.result))"
-        case .msiFree:
-            detail = "MSI descriptors freed"
+        case .msiFree(let r):
+            let index = r.first.map { first in " (MSI index \(first)" + (r.last.map { "-\($0)" } ?? " up") + ")" } ?? ""
+            detail = r.count == 0 ? "MSI descriptors freed\(index)" : "MSI descriptors freed\(index): \(irq)\(r.count > 1 ? "+\(r.count - 1)" : ""), \(r.count) irq\(r.count == 1 ? "" : "s")"
         case .irqAlloc(let count, let index):
             detail = "\(irq)\(count > 1 ? "+\(count - 1)" : "") for MSI index \(index.map(String.init) ?? "?")" + (e.result < 0 ? " \(failed(e.result))" : "")
         case .irqFree(let count):

@@ -71,13 +71,18 @@ final class Collector: Sendable {
                 let event = try? Event(record: record)
                 let bytes = Array(record)
                 state.withLock { s in
+                    guard let event else {
+                        s.recorder?.write(event: bytes)
+                        return s.model.noteUndecodable()
+                    }
+                    // the VMM is identified before its first call is named, and its annotation is
+                    // recorded ahead of that call, so that a replay names it the same way
+                    s.annotate(event, resolver: resolver)
                     s.recorder?.write(event: bytes)
-                    guard let event else { return s.model.noteUndecodable() }
                     // named before applying: a free removes what tells whose it was
                     let device = s.model.device(of: event)
                     let guest = s.model.guestName(of: event)
                     s.model.apply(event)
-                    s.annotate(event, resolver: resolver)
                     s.lifecycles?.apply(event, device: device)
                     if let observer {
                         observer(event, guest ?? s.model.guestName(of: event), device, s.model)

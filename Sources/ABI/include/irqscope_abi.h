@@ -105,7 +105,7 @@ struct irqscope_msix_add { /* MSIX_ADD: result is the virq or -errno */
 struct irqscope_msi_domain { /* MSI_ALLOC, MSI_FREE */
     __u32 first;       /* MSI index range the call covers; UINT_MAX when the kernel does not say */
     __u32 last;
-    __u32 count;       /* descriptors requested */
+    __u32 count;       /* ALLOC: descriptors requested; FREE: irqs released, from event.irq up */
     __u32 domid;
 };
 
