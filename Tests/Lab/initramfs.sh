@@ -31,7 +31,7 @@ for target in nvme e1000e virtio_net vfio-pci; do
     [ "$target" = virtio_net ] && extra=virtio_pci        # a module on 6.1, built in on 6.12
     [ "$target" = vfio-pci ] && extra=vfio_iommu_type1    # a soft dependency
     for m in $extra $target; do
-        modprobe -d "$root" -S "$version" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'
+        modprobe -d "$root" -S "$version" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}' || true   # built in, and 7.x ships no modules.builtin
     done | awk '!seen[$0]++' | while read -r ko; do
         name=$(basename "${ko%.xz}" .zst)
         [ -f "$work/lib/modules/$name" ] || case "$ko" in
