@@ -80,7 +80,8 @@ boot() {
     fi
 }
 
-nic() { echo "-device e1000e,netdev=$1,addr=$2 -netdev user,id=$1,restrict=on"; }
+# romfile= : no iPXE option ROM for SeaBIOS to run at every boot (the kernel is -kernel's)
+nic() { echo "-device e1000e,netdev=$1,addr=$2,romfile= -netdev user,id=$1,restrict=on"; }
 
 # lab_boot SHORT VERSION VMLINUZ INITRD NAME SMP SCENARIOS: one normal boot, with its own disk image
 lab_boot() {
@@ -91,7 +92,7 @@ lab_boot() {
     exhaustion) args="-drive file=$img,if=none,id=nvm,format=raw -device nvme,drive=nvm,serial=lab,addr=0x4,msix_qsize=400" ;;
     *) args="-drive file=$img,if=none,id=nvm,format=raw -device nvme,drive=nvm,serial=lab,addr=0x4
              $(nic n0 0x5) $(nic n1 0x6) $(nic n2 0xe)
-             -device virtio-net-pci,netdev=n3,mq=on,vectors=6,addr=0x8 -netdev user,id=n3,restrict=on" ;;
+             -device virtio-net-pci,netdev=n3,mq=on,vectors=6,addr=0x8,romfile= -netdev user,id=n3,restrict=on" ;;
     esac
     # shellcheck disable=SC2086
     boot "$short" "$version" "$vmlinuz" "$initrd" "$name" "$smp" "$scenarios" "$(iommu "$short" "$name")" $args
@@ -121,7 +122,7 @@ done
 # the plan, for Tests/LabTests: a boot planned here and without results fails there
 {
     if [ -z "$kernels" ] && [ -z "$boots_wanted" ]; then echo "# full matrix"; else echo "# KERNELS=$kernels BOOTS=$boots_wanted"; fi
-    while read -r short _ _ _ _ name _; do echo "$short $name $(iommu "$short" "$name")"; done < "$work/queue"
+    while read -r short _ _ _ name _; do echo "$short $name $(iommu "$short" "$name")"; done < "$work/queue"
 } > "$out/plan"
 running=0
 while read -r short version vmlinuz initrd name smp scenarios; do

@@ -8,6 +8,7 @@ PORT=10341
 URL=http://127.0.0.1:$PORT
 
 log() { echo "lab: $*"; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
 # load MODULE [PARAMS...]: insmod it and its dependencies, in the order the host computed;
 # PARAMS go to MODULE itself
@@ -28,10 +29,13 @@ wait_for() { # wait_for SECONDS COMMAND...
 
 start_irqscope() { # start_irqscope NAME [irqscope flags]
     name=$1; shift
+    t0=$(uptime_s)
     irqscope serve --web.listen-address=127.0.0.1:$PORT --record $R/$name.rec "$@" > $R/$name.serve.log 2>&1 &
     IRQSCOPE_PID=$!
     wait_for 120 wget -q -O /dev/null $URL/healthz || { log "irqscope did not start"; cat $R/$name.serve.log; return 1; }
+    t1=$(uptime_s)
     irqscope doctor --json "$@" > $R/$name.doctor.json 2>$R/$name.doctor.err
+    echo "  $name: serve ready after $(echo "$t1 $t0" | awk '{print $1 - $2}') s, doctor took $(echo "$(uptime_s) $t1" | awk '{print $1 - $2}') s" >> $R/timings
 }
 
 scrape() { # scrape FILE: metrics, then promtool's verdict on them
