@@ -162,7 +162,8 @@ guests() {
 trace_vmm() {
     load vfio-pci
     start_irqscope trace || return 1
-    irqscope trace --json --record $R/trace.rec -- \
+    # the exporter started above records to trace.rec: the trace's own recording is trace-cli.rec
+    irqscope trace --json --record $R/trace-cli.rec -- \
         sh -c "vmm -name guest=gamma --device $ALPHA --bind --raise 1 --hold 4 > $R/trace.vmm.log 2>&1" \
         > $R/trace.json 2> $R/trace.err &
     T=$!
@@ -171,7 +172,7 @@ trace_vmm() {
     scrape trace.metrics
     wait $T
     echo "exit=$?" >> $R/trace.err
-    irqscope replay $R/trace.rec > $R/trace.replay.txt 2>&1
+    irqscope replay $R/trace-cli.rec > $R/trace.replay.txt 2>&1
     echo "exit=$?" >> $R/trace.replay.txt
     stop_irqscope trace
 }
