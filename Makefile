@@ -53,7 +53,7 @@ fixtures:
 	rm -rf Tests/Fixtures/lab
 	cd $(LAB_RESULTS) && find . \( -name '*.rec' -o -name '*.truth' -o -name '*.vmm.log' -o -name '*.metrics' \
 		-o -name '*.promtool' -o -name '*.doctor.json' -o -name timings -o -name '*.line' -o -name 'guests.*.log' -o -name '*.serve.log' \
-		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' \) -exec install -D -m 644 {} $(CURDIR)/Tests/Fixtures/lab/{} \;
+		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' -o -name iommu -o -name kernel \) -exec install -D -m 644 {} $(CURDIR)/Tests/Fixtures/lab/{} \;
 	gzip -9 Tests/Fixtures/lab/*/*/*.rec
 
 bench: release
