@@ -109,8 +109,8 @@ while read -r short package version root vmlinuz; do
     echo "lab: $short is $package"
 done < "$work/kernels"
 
-# The normal boots, IRQSCOPE_LAB_JOBS at a time, longest first (exhaustion and main), so that
-# the pool does not end on one long boot alone.
+# The normal boots, IRQSCOPE_LAB_JOBS at a time, boot by boot across the kernels: main (the
+# longest) first, so that the pool does not end on one long boot alone.
 : > "$work/queue"
 for spec in $all_boots; do
     IFS=: read -r name smp scenarios <<< "$spec"
