@@ -160,8 +160,9 @@ public enum LabChecks {
         let requests = events.filter { $0["event"] as? String == "request_irq" && ($0["name"] as? String ?? "").hasPrefix("vfio-msix") }
         #expect(requests.count == (vmm.noresize ? n * (n + 1) / 2 : n), "request_irq events")
         #expect(requests.allSatisfy { $0["pid"] as? Int == vmm.pid && $0["guest"] as? String == "gamma" })
-        // vfio_set_irqs where doctor had vfio_pci_set_irqs_ioctl (not on 5.10: see kernelCapabilities)
-        let setIRQs = (try? hooks(dir + "/trace.doctor.json"))?["vfio_pci_set_irqs_ioctl"]?["state"] as? String != "unavailable"
+        // vfio_set_irqs where doctor had vfio_pci_set_irqs_ioctl (not on 5.10: see kernelCapabilities);
+        // the vfio scenario's doctor ran in the same boot, with the same modules loaded
+        let setIRQs = (try? hooks(dir + "/vfio.doctor.json"))?["vfio_pci_set_irqs_ioctl"]?["state"] as? String != "unavailable"
         for name in ["vfio_set_irqs", "msix_enable", "irq_alloc", "irte_alloc", "free_irq", "msix_disable"] where setIRQs || name != "vfio_set_irqs" {
             #expect(events.contains { $0["event"] as? String == name }, "no \(name) event in the trace")
         }
