@@ -4,8 +4,13 @@
 SHELL := /bin/bash
 PORT_ADDRESS ?= :10341
 DEBIAN_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool prometheus curl util-linux \
-	qemu-system-x86 busybox-static cpio kmod xz-utils gcc libc6-dev linux-libc-dev python3-yaml systemd
+	qemu-system-x86 busybox-static cpio kmod xz-utils zstd gcc libc6-dev linux-libc-dev python3-yaml systemd
 LAB_RESULTS ?= .lab/results
+# 'make lab' filters, empty for everything: KERNELS="6.1 7.3" (5.10 6.1 6.12 6.18 7.x), SCENARIOS="main guests"
+# (boots: main guests kprobe exhaustion), VMMS (the real-VMM boots, Tests/Lab/realvmm-boot.sh)
+KERNELS ?=
+SCENARIOS ?=
+VMMS ?=
 RELEASE_FLAGS := -c release --static-swift-stdlib
 RELEASE_ENV := IRQSCOPE_STATIC_LIBBPF=1
 
@@ -35,18 +40,20 @@ serve: release
 test: release build lab
 	swift test
 
-# The kernel lab: Debian's 6.1 and 6.12 kernels under QEMU (downloaded and cached in
-# /var/cache/irqscope-lab), every scenario; Tests/LabTests checks the results.
+# The kernel lab: Debian's 5.10, 6.1, 6.12, 6.18 and newest 7.x kernels under QEMU (resolved
+# with apt, downloaded and cached in /var/cache/irqscope-lab), every scenario on each;
+# Tests/LabTests checks the results.
 lab: release
 	rm -rf $(LAB_RESULTS)
-	Tests/Lab/run-lab.sh $(LAB_RESULTS)
+	IRQSCOPE_LAB_KERNELS="$(KERNELS)" IRQSCOPE_LAB_SCENARIOS="$(SCENARIOS)" IRQSCOPE_LAB_VMMS="$(VMMS)" \
+		Tests/Lab/run-lab.sh $(LAB_RESULTS)
 
 # Keeps the recordings and ground truth of the last lab run as replay fixtures for UnitTests.
 fixtures:
 	rm -rf Tests/Fixtures/lab
 	cd $(LAB_RESULTS) && find . \( -name '*.rec' -o -name '*.truth' -o -name '*.vmm.log' -o -name '*.metrics' \
 		-o -name '*.promtool' -o -name '*.doctor.json' -o -name timings -o -name '*.line' -o -name 'guests.*.log' -o -name '*.serve.log' \
-		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' \) -exec install -D -m 644 {} $(CURDIR)/Tests/Fixtures/lab/{} \;
+		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' -o -name iommu -o -name kernel \) -exec install -D -m 644 {} $(CURDIR)/Tests/Fixtures/lab/{} \;
 	gzip -9 Tests/Fixtures/lab/*/*/*.rec
 
 bench: release

@@ -78,7 +78,7 @@ let package = Package(
                            "IrqscopeKernel", "TestSupport", "LabChecks"],
             path: "Tests/UnitTests"
         ),
-        // Debian 6.1 and 6.12 under QEMU: the results of Tests/Lab/run-lab.sh.
+        // Debian 5.10, 6.1, 6.12, 6.18 and the newest 7.x under QEMU: the results of Tests/Lab/run-lab.sh.
         .testTarget(name: "LabTests", dependencies: ["LabChecks", "TestSupport"], path: "Tests/LabTests"),
         // Dashboards/ and deploy/: promtool, a real Prometheus over the lab's metrics, systemd-analyze. No root needed.
         .testTarget(name: "OperationsTests", dependencies: ["TestSupport"], path: "Tests/OperationsTests"),

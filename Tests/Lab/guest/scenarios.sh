@@ -8,6 +8,7 @@ PORT=10341
 URL=http://127.0.0.1:$PORT
 
 log() { echo "lab: $*"; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
 # load MODULE [PARAMS...]: insmod it and its dependencies, in the order the host computed;
 # PARAMS go to MODULE itself
@@ -26,12 +27,18 @@ wait_for() { # wait_for SECONDS COMMAND...
     return 1
 }
 
-start_irqscope() { # start_irqscope NAME [irqscope flags]
+# start_irqscope NAME [irqscope flags]: an exporter recording to NAME.rec, then (unless
+# NO_DOCTOR=1: a doctor run costs a TCG guest as much as a third of a scenario) NAME.doctor.json
+start_irqscope() {
     name=$1; shift
+    no_doctor=${NO_DOCTOR:-0}; NO_DOCTOR=0    # ash may keep a prefix assignment after the call
+    t0=$(uptime_s)
     irqscope serve --web.listen-address=127.0.0.1:$PORT --record $R/$name.rec "$@" > $R/$name.serve.log 2>&1 &
     IRQSCOPE_PID=$!
     wait_for 120 wget -q -O /dev/null $URL/healthz || { log "irqscope did not start"; cat $R/$name.serve.log; return 1; }
-    irqscope doctor --json "$@" > $R/$name.doctor.json 2>$R/$name.doctor.err
+    t1=$(uptime_s)
+    [ "$no_doctor" = 1 ] || irqscope doctor --json "$@" > $R/$name.doctor.json 2>$R/$name.doctor.err
+    echo "  $name: serve ready after $(echo "$t1 $t0" | awk '{print $1 - $2}') s, doctor took $(echo "$(uptime_s) $t1" | awk '{print $1 - $2}') s" >> $R/timings
 }
 
 scrape() { # scrape FILE: metrics, then promtool's verdict on them
@@ -124,7 +131,7 @@ guests() {
     echo vfio-pci > /sys/bus/pci/devices/$ALPHA/driver_override
     echo vfio-pci > /sys/bus/pci/devices/$E1000E/driver_override
     load vfio-pci
-    start_irqscope guests || return 1
+    NO_DOCTOR=1 start_irqscope guests || return 1
     # a second exporter with a ring buffer of one page: it must count what it drops
     irqscope serve --web.listen-address=127.0.0.1:10342 --debug.ring-buffer-bytes=4096 > $R/guests.drops.serve.log 2>&1 &
     DROPS=$!
@@ -157,8 +164,9 @@ guests() {
 # Issue 5: 'irqscope trace --json -- VMM' around a VFIO guest, an exporter serving the same run.
 trace_vmm() {
     load vfio-pci
-    start_irqscope trace || return 1
-    irqscope trace --json --record $R/trace.rec -- \
+    NO_DOCTOR=1 start_irqscope trace || return 1
+    # the exporter started above records to trace.rec: the trace's own recording is trace-cli.rec
+    irqscope trace --json --record $R/trace-cli.rec -- \
         sh -c "vmm -name guest=gamma --device $ALPHA --bind --raise 1 --hold 4 > $R/trace.vmm.log 2>&1" \
         > $R/trace.json 2> $R/trace.err &
     T=$!
@@ -167,7 +175,7 @@ trace_vmm() {
     scrape trace.metrics
     wait $T
     echo "exit=$?" >> $R/trace.err
-    irqscope replay $R/trace.rec > $R/trace.replay.txt 2>&1
+    irqscope replay $R/trace-cli.rec > $R/trace.replay.txt 2>&1
     echo "exit=$?" >> $R/trace.replay.txt
     stop_irqscope trace
 }
@@ -175,7 +183,7 @@ trace_vmm() {
 # Scenario 3: on one CPU, a VMM enables vectors of a 400-vector nvme until the host runs out.
 exhaustion() {
     load vfio-pci
-    start_irqscope exhaustion || return 1
+    NO_DOCTOR=1 start_irqscope exhaustion || return 1
     vmm -name guest=hog --device $NVME --bind --vectors 400 --failures 3 --batches --hold 120 > $R/exhaustion.vmm.log 2>&1 &
     VMM=$!
     wait_for 600 grep -q READY $R/exhaustion.vmm.log || { log "vmm never ready"; tail $R/exhaustion.vmm.log; }
