@@ -11,6 +11,13 @@ public struct ProcessResolver: Sendable {
 
     public func alive(_ tgid: UInt32) -> Bool { fileExists("\(root)proc/\(tgid)") }
 
+    /// Whether the process has a VFIO group or device open: a VMM, before its first VFIO call
+    /// returns (what that call does inside the kernel is reported first).
+    public func holdsVFIO(_ tgid: UInt32) -> Bool {
+        let fd = "\(root)proc/\(tgid)/fd"
+        return listDirectory(fd).contains { (readLink("\(fd)/\($0)") ?? "").hasPrefix("/dev/vfio/") }
+    }
+
     public func identify(_ tgid: UInt32, comm fallback: String) -> ProcessIdentity {
         let proc = "\(root)proc/\(tgid)/"
         let args = readFile(proc + "cmdline")?.split(separator: "\u{0}").map(String.init) ?? []

@@ -35,13 +35,14 @@ final class Collector: Sendable {
                                        + (line.map { [("intx", String($0))] } ?? []))
                 }
             }
+            guard model.processes[event.tgid] == nil else { return }
             let vfio: Bool
             switch event.kind {
             case .vfioSetIRQs: vfio = true
             case .requestIRQ(let name, _): vfio = name.hasPrefix("vfio-")
-            default: vfio = false
+            default: vfio = event.kind.isProcessCall && resolver.holdsVFIO(event.tgid)
             }
-            if vfio && model.processes[event.tgid] == nil {
+            if vfio {
                 let identity = resolver.identify(event.tgid, comm: event.comm)
                 model.note(process: identity)
                 recorder?.annotate([("type", "process"), ("tgid", String(identity.tgid)), ("name", identity.name),

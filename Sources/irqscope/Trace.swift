@@ -112,9 +112,7 @@ struct Trace: ParsableCommand {
     private func runningGuests(_ resolver: ProcessResolver) -> Set<String> {
         var names = Set<String>()
         for entry in listDirectory("/proc") {
-            guard let pid = UInt32(entry) else { continue }
-            let fds = listDirectory("/proc/\(pid)/fd")
-            guard fds.contains(where: { (readLink("/proc/\(pid)/fd/\($0)") ?? "").hasPrefix("/dev/vfio/") }) else { continue }
+            guard let pid = UInt32(entry), resolver.holdsVFIO(pid) else { continue }
             names.insert(resolver.identify(pid, comm: "").name)
         }
         return names

@@ -65,4 +65,19 @@ import Testing
         #expect(identify(999) == ProcessIdentity(tgid: 999, name: "fallback-999", source: .comm))
         #expect(ProcessResolver(root: root).alive(106) && !ProcessResolver(root: root).alive(999))
     }
+
+    /// A VMM is known by its open VFIO group before its first VFIO call returns; other processes are not.
+    @Test func aVMMHoldsAVFIOGroupOpen() throws {
+        try process(300, cmdline: ["qemu-system-x86_64", "-name", "guest=real"])
+        try process(301, cmdline: ["modprobe", "e1000e"], comm: "modprobe")
+        try FileManager.default.createDirectory(atPath: "\(root)/proc/300/fd", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(root)/proc/301/fd", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/proc/300/fd/0", withDestinationPath: "/dev/null")
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/proc/300/fd/12", withDestinationPath: "/dev/vfio/7")
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/proc/301/fd/3", withDestinationPath: "/dev/vfio-not")
+        let resolver = ProcessResolver(root: root)
+        #expect(resolver.holdsVFIO(300))
+        #expect(!resolver.holdsVFIO(301))
+        #expect(!resolver.holdsVFIO(302))
+    }
 }
