@@ -214,6 +214,12 @@ public struct Devices: Sendable {
         }
     }
 
+    /// A device a VMM process acted on, before any VFIO call said so.
+    public mutating func claim(_ address: String, by tgid: UInt32) {
+        guard devices[address]?.owner == nil else { return }
+        devices[address, default: Device(address: address)].owner = tgid
+    }
+
     /// Forgets the devices of owners that are gone: their vectors were released with them, and
     /// a restarted guest starts afresh.
     public mutating func retainOwners(_ alive: (UInt32) -> Bool) {

@@ -22,6 +22,10 @@ public struct HostModel: Sendable {
         eventsReceived += 1
         vectors.apply(event)
         devices.apply(event)
+        // a device a VMM sets up is its guest's from the first step, not from its first request_irq
+        if event.kind.isProcessCall, processes[event.tgid] != nil, let address = device(of: event) {
+            devices.claim(address, by: event.tgid)
+        }
     }
 
     public mutating func noteUndecodable() {

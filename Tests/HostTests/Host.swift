@@ -9,11 +9,7 @@ enum Host {}
 
 enum HostEnv {
     /// The binary under test: IRQSCOPE_BIN, else the release build (what users run), else debug.
-    static var binary: String {
-        if let b = ProcessInfo.processInfo.environment["IRQSCOPE_BIN"] { return b }
-        let release = packageRoot + "/.build/release/irqscope"
-        return FileManager.default.isExecutableFile(atPath: release) ? release : packageRoot + "/.build/debug/irqscope"
-    }
+    static var binary: String { irqscopeBinary }
 
 
     /// `irqscope serve` on a free loopback port, returned once /healthz answers.

@@ -84,6 +84,13 @@ public let packageRoot: String = {
     return url.path
 }()
 
+/// The irqscope under test: IRQSCOPE_BIN, else the release build (what users run), else debug.
+public var irqscopeBinary: String {
+    if let b = ProcessInfo.processInfo.environment["IRQSCOPE_BIN"] { return b }
+    let release = packageRoot + "/.build/release/irqscope"
+    return FileManager.default.isExecutableFile(atPath: release) ? release : packageRoot + "/.build/debug/irqscope"
+}
+
 /// An HTTP GET with curl: (status, headers, body).
 public func httpGet(_ url: String, headers: [String] = []) throws -> (status: Int, headers: String, body: String) {
     let headerFile = NSTemporaryDirectory() + "irqscope-headers-\(UUID().uuidString)"

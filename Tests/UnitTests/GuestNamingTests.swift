@@ -49,6 +49,9 @@ import Testing
         #expect(model.guestName(of: serial) == nil)
         // the guest's own vector is still the guest's, by irq -> device -> owner
         #expect(model.guestName(of: event(.unhandled(count: 1), irq: 40, tgid: 1)) == "real")
+        // a vector the VMM's own allocation set up is the guest's before its first request_irq
+        model.apply(event(.irqAlloc(count: 1, msiIndex: 1), irq: 41, device: nic, tgid: qemu))
+        #expect(model.guestName(of: event(.vectorConfig(vector: 35, cpu: 0, apicDestination: 0), irq: 41, tgid: 1)) == "real")
         // a vector moved by the IRQ machinery, with no device behind it, is nobody's
         #expect(model.guestName(of: event(.vectorConfig(vector: 34, cpu: 1, apicDestination: 1), irq: 5, tgid: qemu)) == nil)
     }

@@ -6,7 +6,7 @@ import TestSupport
 /// `irqscope replay` on the lab's recordings: the human rendering against golden files, and bad
 /// input. Runs the built binary; no BPF involved. IRQSCOPE_UPDATE_GOLDEN=1 rewrites the goldens.
 @Suite struct ReplayTests {
-    static let binary = packageRoot + "/.build/debug/irqscope"
+    static var binary: String { irqscopeBinary }
     static let golden = packageRoot + "/Tests/Fixtures/golden"
 
     func replay(_ args: [String]) throws -> Finished {
