@@ -25,8 +25,25 @@ public struct Lifecycles: Sendable {
 
     /// Every vector that lived during the trace, in the order it was allocated (an irq number
     /// reused after a free starts a new entry).
-    public private(set) var vectors: [Vector] = []
-    private var current: [Int: Int] = [:] // irq -> index into vectors
+    public var vectors: [Vector] {
+        // Each look that saw an irq's first interrupts goes to the generation of that irq alive at
+        // that moment. Resolved here, not as looks come in: under load the ring buffer's events
+        // can arrive after a look that happened later.
+        var out = generations
+        for (irq, looks) in looks {
+            for at in looks.sorted() {
+                guard let i = out.indices.first(where: { k in
+                    out[k].irq == irq && out[k].firstInterrupt == nil
+                        && (out[k].allocated ?? out[k].irte ?? 0) <= at && (out[k].freed.map { at <= $0 } ?? true)
+                }) else { continue }
+                out[i].firstInterrupt = at
+            }
+        }
+        return out
+    }
+    private var generations: [Vector] = []
+    private var looks: [Int: [UInt64]] = [:]
+    private var current: [Int: Int] = [:] // irq -> index into generations
 
     public init() {}
 
@@ -36,17 +53,17 @@ public struct Lifecycles: Sendable {
         case .irqAlloc(_, let index) where e.result >= 0:
             guard let device else { return }
             // the IRTE is allocated inside this allocation, so its event came first
-            if let i = current[irq], vectors[i].allocated == nil, vectors[i].freed == nil {
-                vectors[i].allocated = e.timeNs
-                vectors[i].msiIndex = index
+            if let i = current[irq], generations[i].allocated == nil, generations[i].freed == nil {
+                generations[i].allocated = e.timeNs
+                generations[i].msiIndex = index
                 return
             }
-            current[irq] = vectors.count
-            vectors.append(Vector(device: device, irq: irq, msiIndex: index, allocated: e.timeNs))
+            current[irq] = generations.count
+            generations.append(Vector(device: device, irq: irq, msiIndex: index, allocated: e.timeNs))
         case .irteAlloc where e.result >= 0:
             if let device, current[irq] == nil {
-                current[irq] = vectors.count
-                vectors.append(Vector(device: device, irq: irq))
+                current[irq] = generations.count
+                generations.append(Vector(device: device, irq: irq))
             }
             update(irq) { if $0.irte == nil { $0.irte = e.timeNs } }
         case .requestIRQ(let name, _):
@@ -71,12 +88,12 @@ public struct Lifecycles: Sendable {
     /// An irq's count went from 0 to positive between two looks at the kernel's counters; `at`
     /// is the later look (the resolution of "first interrupt" is the polling interval).
     public mutating func firstInterrupt(irq: Int, at: UInt64) {
-        update(irq) { if $0.firstInterrupt == nil { $0.firstInterrupt = at } }
+        looks[irq, default: []].append(at)
     }
 
     private mutating func update(_ irq: Int, _ body: (inout Vector) -> Void) {
         guard let i = current[irq] else { return }
-        body(&vectors[i])
+        body(&generations[i])
     }
 
     /// When this host allocates IRTEs: with the MSI descriptor (before request_irq), or at request_irq.
@@ -84,7 +101,7 @@ public struct Lifecycles: Sendable {
 
     public var irteTiming: IRTETiming {
         var atAllocation = 0, atRequest = 0
-        for v in vectors {
+        for v in generations {
             guard let irte = v.irte else { continue }
             if let requested = v.requested, irte >= requested { atRequest += 1 } else { atAllocation += 1 }
         }

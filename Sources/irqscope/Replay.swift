@@ -25,6 +25,7 @@ struct Replay: ParsableCommand {
         for case .event(let e) in entries { first = e.timeNs; break }
         var last = first
         var seenDevices = Set<String>(), seenGuests = Set<String>()
+        var counted: [Int: UInt64] = [:]
         var follows: (@Sendable (UInt32) -> Bool)?
         if let pid = trace.pid { follows = { $0 == pid } }
         let output = TraceOutput(options: trace, start: first, color: false, follows: follows)
@@ -34,8 +35,13 @@ struct Replay: ParsableCommand {
                 // a VMM's exit drops its devices from the metrics; the summary still wants them
                 if a["type"] == "exit" && !metrics { continue }
                 model.apply(annotation: a)
-                if a["type"] == "delivery", let at = a["at"].flatMap(UInt64.init) {
-                    for irq in DeliverySnapshot(annotation: a).irqs.keys { lifecycles.firstInterrupt(irq: irq, at: at) }
+                if a["type"] == "delivery" {
+                    // as trace saw it live: the irqs whose count went up since the previous look
+                    let irqs = DeliverySnapshot(annotation: a).irqs
+                    if let at = a["at"].flatMap(UInt64.init) {
+                        for (irq, c) in irqs where c.interrupts > (counted[irq] ?? 0) { lifecycles.firstInterrupt(irq: irq, at: at) }
+                    }
+                    counted = irqs.mapValues(\.interrupts)
                 }
             case .event(let e):
                 let device = model.device(of: e)
