@@ -4,7 +4,7 @@
 # promtool, the VMM test program, the lab's guest scripts and this kernel's modules for the
 # devices the scenarios use, uncompressed (.ko.xz inflated) and listed in load order.
 set -euo pipefail
-root=$1 version=$2 out=$3 irqscope=$4 vmm=$5 extra=${6:-}
+root=$1 version=$2 out=$3 irqscope=$4 vmm=$5 overlay=${6:-}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -46,5 +46,5 @@ install -m 755 "$here/guest/init" "$work/init"
 cp "$here"/guest/*.sh "$work/bin/"
 chmod 755 "$work"/bin/*.sh
 # an optional payload laid over the root (realvmm-boot.sh: a QEMU and its guest under /vmm)
-[ -z "$extra" ] || cp -a "$extra/." "$work/"
+[ -z "$overlay" ] || cp -a "$overlay/." "$work/"
 (cd "$work" && find . | cpio -o -H newc --quiet) > "$out"

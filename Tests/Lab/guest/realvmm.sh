@@ -9,6 +9,15 @@
 REALVMM_DEVICE=0000:00:05.0
 REALVMM_GUEST=inner
 
+# progress on the lab guest's console (the host's console.log), besides the scenario log
+progress() { echo "realvmm: $* (uptime $(cut -d' ' -f1 /proc/uptime))" | tee -a $R/realvmm.progress > /dev/console; }
+
+wait_line() { # wait_line FILE PATTERN SECONDS, polling once a second (each poll costs under TCG)
+    n=$3
+    while [ $n -gt 0 ]; do grep -q "$2" $1 2>/dev/null && return 0; sleep 1; n=$((n - 1)); done
+    return 1
+}
+
 real_vmm() { # real_vmm QEMU_NAME
     q=$1
     root=/vmm/root
@@ -21,9 +30,10 @@ real_vmm() { # real_vmm QEMU_NAME
     [ "$(basename "$(readlink /sys/bus/pci/devices/$dev/driver)")" = vfio-pci ] || { log "$dev not bound to vfio-pci"; return 1; }
     for d in dev proc sys tmp results; do mkdir -p $root/$d; mount --bind /$d $root/$d; done
     mkfifo /tmp/inner.in /tmp/inner.out
-    cat /tmp/inner.out > $R/realvmm.console &
+    (cat /tmp/inner.out | tee $R/realvmm.console > /dev/console) &
     CAT=$!
     exec 3<>/tmp/inner.in
+    progress "$dev bound to vfio-pci; starting irqscope"
     start_irqscope realvmm || return 1
     inner_cpu=$(cat /vmm/inner-cpu 2>/dev/null || echo max)
     # QEMU as the lab's VMM: TCG, one vCPU, the passed-through NIC as its only added PCI device
@@ -42,9 +52,10 @@ real_vmm() { # real_vmm QEMU_NAME
     irqscope trace --json --record $R/realvmm.trace.rec -- /tmp/logged $R/realvmm.qemu.log "$@" \
         > $R/realvmm.trace.json 2> $R/realvmm.trace.err &
     T=$!
-    wait_for 120 test -s $R/realvmm.qemu.pid || log "QEMU wrote no pid file"
-    wait_for 100 grep -q "inner: init" $R/realvmm.console; t2=$(cut -d' ' -f1 /proc/uptime)
-    if wait_for 600 grep -q inner-truth $R/realvmm.console; then
+    progress "started $q"
+    wait_line $R/realvmm.qemu.pid . 120 || log "QEMU wrote no pid file"
+    wait_line $R/realvmm.console "inner: init" 600; t2=$(cut -d' ' -f1 /proc/uptime)
+    if wait_line $R/realvmm.console inner-truth 600; then
         t3=$(cut -d' ' -f1 /proc/uptime)
         # the guest is quiet now (its interface down): what irqscope and the kernel say meanwhile
         truth realvmm $dev
@@ -53,6 +64,7 @@ real_vmm() { # real_vmm QEMU_NAME
         t3=-
         log "the inner guest printed no ground truth"; tail -20 $R/realvmm.console
     fi
+    progress "scraped; telling the inner guest to power off"
     echo go >&3
     # the guest powers off; QEMU exits
     n=600; while [ $n -gt 0 ] && kill -0 $T 2>/dev/null; do sleep 1; n=$((n - 1)); done
@@ -60,6 +72,7 @@ real_vmm() { # real_vmm QEMU_NAME
     wait $T
     echo "exit=$?" >> $R/realvmm.trace.err
     t4=$(cut -d' ' -f1 /proc/uptime)
+    progress "QEMU exited: $(tail -2 $R/realvmm.trace.err | tr '\n' ' ')"
     sleep 1
     truth realvmm-after $dev
     scrape realvmm-after.metrics
