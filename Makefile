@@ -4,7 +4,8 @@
 SHELL := /bin/bash
 PORT_ADDRESS ?= :10341
 DEBIAN_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool prometheus curl util-linux \
-	qemu-system-x86 busybox-static cpio kmod xz-utils gcc libc6-dev linux-libc-dev python3-yaml systemd
+	qemu-system-x86 busybox-static cpio kmod xz-utils gcc libc6-dev linux-libc-dev python3-yaml systemd \
+	debootstrap zstd binutils
 LAB_RESULTS ?= .lab/results
 RELEASE_FLAGS := -c release --static-swift-stdlib
 RELEASE_ENV := IRQSCOPE_STATIC_LIBBPF=1
@@ -44,9 +45,9 @@ lab: release
 # Keeps the recordings and ground truth of the last lab run as replay fixtures for UnitTests.
 fixtures:
 	rm -rf Tests/Fixtures/lab
-	cd $(LAB_RESULTS) && find . \( -name '*.rec' -o -name '*.truth' -o -name '*.vmm.log' -o -name '*.metrics' \
+	cd $(LAB_RESULTS) && find . -type f \( -name '*.rec' -o -name '*.truth' -o -name '*.vmm.log' -o -name '*.metrics' \
 		-o -name '*.promtool' -o -name '*.doctor.json' -o -name timings -o -name '*.line' -o -name 'guests.*.log' -o -name '*.serve.log' \
-		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' \) -exec install -D -m 644 {} $(CURDIR)/Tests/Fixtures/lab/{} \;
+		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' -o -name 'realvmm*' \) -exec install -D -m 644 {} $(CURDIR)/Tests/Fixtures/lab/{} \;
 	gzip -9 Tests/Fixtures/lab/*/*/*.rec
 
 bench: release

@@ -42,6 +42,9 @@ boot() {
     fi
 }
 
+# issue 10: real QEMUs booting a real guest through vfio-pci (realvmm_boots)
+source "$here/realvmm-boot.sh"
+
 nic() { echo "-device e1000e,netdev=$1,addr=$2 -netdev user,id=$1,restrict=on"; }
 
 "$here/kernels.sh" | while read -r package version root; do
@@ -63,4 +66,7 @@ nic() { echo "-device e1000e,netdev=$1,addr=$2 -netdev user,id=$1,restrict=on"; 
         # shellcheck disable=SC2086
         boot "$short" "$vmlinuz" "$initrd" "$name" "$smp" "$scenarios" $args
     done
+    if [ -z "$boot_filter" ] || [[ realvmm == *"$boot_filter"* ]]; then
+        realvmm_boots "$short" "$root" "$version" "$vmlinuz"
+    fi
 done

@@ -5,9 +5,7 @@ import TestSupport
 
 /// Issue 10: real QEMUs (Tests/Lab/realvmm-boot.sh) booting a real guest through vfio-pci in
 /// the lab guest; one case per (kernel, QEMU) cell the lab run produced.
-@Suite(.enabled(if: !RealVMMTests.cells.isEmpty, "no realvmm-* results under \(labResults)"))
-struct RealVMMTests {
-    static let cells: [String] = {
+let realVMMCells: [String] = {
         let fm = FileManager.default
         var found: [String] = []
         for kernel in (try? fm.contentsOfDirectory(atPath: labResults)) ?? [] {
@@ -18,7 +16,9 @@ struct RealVMMTests {
         return found.sorted()
     }()
 
-    @Test(arguments: cells) func realQEMUBootingAGuestThroughVFIO(cell: String) throws {
+@Suite(.enabled(if: !realVMMCells.isEmpty, "no realvmm-* results under \(labResults)"))
+struct RealVMMTests {
+    @Test(arguments: realVMMCells) func realQEMUBootingAGuestThroughVFIO(cell: String) throws {
         let qemu = String(cell.split(separator: "/").last!.dropFirst("realvmm-".count))
         try LabChecks.realVMM("\(labResults)/\(cell)", qemu: qemu)
     }

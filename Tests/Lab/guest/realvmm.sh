@@ -12,9 +12,13 @@ REALVMM_GUEST=inner
 # progress on the lab guest's console (the host's console.log), besides the scenario log
 progress() { echo "realvmm: $* (uptime $(cut -d' ' -f1 /proc/uptime))" | tee -a $R/realvmm.progress > /dev/console; }
 
-wait_line() { # wait_line FILE PATTERN SECONDS, polling once a second (each poll costs under TCG)
-    n=$3
-    while [ $n -gt 0 ]; do grep -q "$2" $1 2>/dev/null && return 0; sleep 1; n=$((n - 1)); done
+wait_line() { # wait_line FILE PATTERN SECONDS [PID]: polling once a second (each poll costs under
+    n=$3          # TCG); gives up early when PID (QEMU's tracer) is gone
+    while [ $n -gt 0 ]; do
+        grep -q "$2" $1 2>/dev/null && return 0
+        [ -n "${4:-}" ] && ! kill -0 $4 2>/dev/null && return 1
+        sleep 1; n=$((n - 1))
+    done
     return 1
 }
 
@@ -54,8 +58,8 @@ real_vmm() { # real_vmm QEMU_NAME
     T=$!
     progress "started $q"
     wait_line $R/realvmm.qemu.pid . 120 || log "QEMU wrote no pid file"
-    wait_line $R/realvmm.console "inner: init" 600; t2=$(cut -d' ' -f1 /proc/uptime)
-    if wait_line $R/realvmm.console inner-truth 600; then
+    wait_line $R/realvmm.console "inner: init" 900 $T; t2=$(cut -d' ' -f1 /proc/uptime)
+    if wait_line $R/realvmm.console inner-truth 600 $T; then
         t3=$(cut -d' ' -f1 /proc/uptime)
         # the guest is quiet now (its interface down): what irqscope and the kernel say meanwhile
         truth realvmm $dev
