@@ -6,15 +6,15 @@ import TestSupport
 /// Issue 10: real QEMUs (Tests/Lab/realvmm-boot.sh) booting a real guest through vfio-pci in
 /// the lab guest; one case per (kernel, QEMU) cell the lab run produced.
 let realVMMCells: [String] = {
-        let fm = FileManager.default
-        var found: [String] = []
-        for kernel in (try? fm.contentsOfDirectory(atPath: labResults)) ?? [] {
-            for boot in (try? fm.contentsOfDirectory(atPath: "\(labResults)/\(kernel)")) ?? [] where boot.hasPrefix("realvmm-") {
-                found.append("\(kernel)/\(boot)")
-            }
+    let fm = FileManager.default
+    var found: [String] = []
+    for kernel in (try? fm.contentsOfDirectory(atPath: labResults)) ?? [] {
+        for boot in (try? fm.contentsOfDirectory(atPath: "\(labResults)/\(kernel)")) ?? [] where boot.hasPrefix("realvmm-") {
+            found.append("\(kernel)/\(boot)")
         }
-        return found.sorted()
-    }()
+    }
+    return found.sorted()
+}()
 
 @Suite(.enabled(if: !realVMMCells.isEmpty, "no realvmm-* results under \(labResults)"))
 struct RealVMMTests {
