@@ -162,7 +162,7 @@ realvmm_boot() {
         -device intel-iommu,intremap=on,caching-mode=on \
         -device e1000e,netdev=n0,addr=0x5,romfile= -netdev user,id=n0,restrict=on,net=192.0.2.0/24 \
         -kernel "$vmlinuz" -initrd "$initrd" \
-        -append "console=ttyS0 quiet panic=-1 intel_iommu=on lab.scenario=realvmm" \
+        -append "console=ttyS0 quiet panic=-1 intel_iommu=on no_timer_check lab.scenario=realvmm" \
         < /dev/null > "$dir/console.log" 2>&1 || echo "lab: qemu exited $? ($kernel/realvmm-$q)" >> "$dir/console.log"
     sed -n '/=== LAB RESULTS BEGIN ===/,/=== LAB RESULTS END ===/p' "$dir/console.log" | sed '1d;$d' | tr -d '\r' \
         | base64 -d 2>/dev/null | tar -x -C "$dir" 2>/dev/null || true
