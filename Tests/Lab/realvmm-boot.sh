@@ -157,7 +157,7 @@ realvmm_boot() {
     local dir=$out/$kernel/realvmm-$q
     rm -rf "$dir" && mkdir -p "$dir"
     local start=$SECONDS
-    timeout "${REALVMM_TIMEOUT:-1500}" qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel "$REALVMM_OUTER_ACCEL" -cpu "$REALVMM_OUTER_CPU" \
+    timeout "${REALVMM_TIMEOUT:-2400}" qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel "$REALVMM_OUTER_ACCEL" -cpu "$REALVMM_OUTER_CPU" \
         -smp 2 -m "$REALVMM_OUTER_MEM" -nographic -no-reboot -nodefaults -serial stdio \
         -device intel-iommu,intremap=on,caching-mode=on \
         -device e1000e,netdev=n0,addr=0x5,romfile= -netdev user,id=n0,restrict=on,net=192.0.2.0/24 \
