@@ -4,10 +4,12 @@
 SHELL := /bin/bash
 PORT_ADDRESS ?= :10341
 DEBIAN_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool prometheus curl util-linux \
-	qemu-system-x86 busybox-static cpio kmod xz-utils zstd gcc libc6-dev linux-libc-dev python3-yaml systemd
+	qemu-system-x86 busybox-static cpio kmod xz-utils zstd gcc libc6-dev linux-libc-dev python3-yaml systemd \
+	debootstrap binutils
 LAB_RESULTS ?= .lab/results
 # 'make lab' filters, empty for everything: KERNELS="6.1 7.3" (5.10 6.1 6.12 6.18 7.x), SCENARIOS="main guests"
-# (boots: main guests kprobe exhaustion), VMMS (the real-VMM boots, Tests/Lab/realvmm-boot.sh)
+# (boots: main guests kprobe exhaustion), VMMS (the real-VMM boots, Tests/Lab/realvmm-boot.sh: opt-in,
+# VMMS=all or e.g. VMMS=qemu7.2; not yet part of 'make test')
 KERNELS ?=
 SCENARIOS ?=
 VMMS ?=
@@ -51,9 +53,10 @@ lab: release
 # Keeps the recordings and ground truth of the last lab run as replay fixtures for UnitTests.
 fixtures:
 	rm -rf Tests/Fixtures/lab
-	cd $(LAB_RESULTS) && find . \( -name '*.rec' -o -name '*.truth' -o -name '*.vmm.log' -o -name '*.metrics' \
+	cd $(LAB_RESULTS) && find . -type f \( -name '*.rec' -o -name '*.truth' -o -name '*.vmm.log' -o -name '*.metrics' \
 		-o -name '*.promtool' -o -name '*.doctor.json' -o -name timings -o -name '*.line' -o -name 'guests.*.log' -o -name '*.serve.log' \
-		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' -o -name iommu -o -name kernel \) -exec install -D -m 644 {} $(CURDIR)/Tests/Fixtures/lab/{} \;
+		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' -o -name iommu -o -name kernel -o -name 'realvmm*' \) \
+		-exec install -D -m 644 {} $(CURDIR)/Tests/Fixtures/lab/{} \;
 	gzip -9 Tests/Fixtures/lab/*/*/*.rec
 
 bench: release

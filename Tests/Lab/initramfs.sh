@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# initramfs.sh KERNEL_ROOT VERSION OUT.cpio IRQSCOPE VMM
+# initramfs.sh KERNEL_ROOT VERSION OUT.cpio IRQSCOPE VMM [EXTRA_DIR]
 # A busybox initramfs holding irqscope (release build, with the shared libraries it needs),
 # promtool, the VMM test program, the lab's guest scripts and this kernel's modules for the
 # devices the scenarios use, uncompressed (.ko.xz and .ko.zst inflated) and listed in load order.
 set -euo pipefail
-root=$1 version=$2 out=$3 irqscope=$4 vmm=$5
+root=$1 version=$2 out=$3 irqscope=$4 vmm=$5 overlay=${6:-}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -49,4 +49,6 @@ done
 install -m 755 "$here/guest/init" "$work/init"
 cp "$here"/guest/*.sh "$work/bin/"
 chmod 755 "$work"/bin/*.sh
+# an optional payload laid over the root (realvmm-boot.sh: a QEMU and its guest under /vmm)
+[ -z "$overlay" ] || cp -a "$overlay/." "$work/"
 (cd "$work" && find . | cpio -o -H newc --quiet) > "$out"

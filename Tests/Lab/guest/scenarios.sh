@@ -196,6 +196,9 @@ exhaustion() {
     stop_irqscope exhaustion
 }
 
+# Issue 10: a real QEMU booting a real guest (Tests/Lab/guest/realvmm.sh)
+. /bin/realvmm.sh
+
 for scenario in $(echo "$1" | tr ',' ' '); do
     log "scenario $scenario"
     start=$(cut -d' ' -f1 /proc/uptime)
@@ -208,6 +211,7 @@ for scenario in $(echo "$1" | tr ',' ' '); do
     guests) guests ;;
     trace) trace_vmm ;;
     exhaustion) exhaustion ;;
+    realvmm) real_vmm "$(cat /vmm/NAME)" ;;
     *) log "unknown scenario $scenario" ;;
     esac
     echo "$scenario start=$start end=$(cut -d' ' -f1 /proc/uptime)" >> $R/timings

@@ -1,0 +1,91 @@
+#!/bin/sh
+# Issue 10: a real VMM. Sourced by scenarios.sh (busybox sh, in the lab guest). Debian's QEMU,
+# packed by Tests/Lab/realvmm-boot.sh into /vmm/root (a root of its own: the host's QEMU 7.2 or
+# trixie's), boots a Debian kernel (/vmm/root/inner) whose own e1000e driver owns the lab guest's
+# e1000e through vfio-pci. irqscope serves and records the whole run, 'irqscope trace' follows
+# QEMU, QEMU traces its own vfio_msi* events; the inner guest prints its ground truth on its
+# serial console (Tests/Lab/guest/inner-init) and waits for "go" before powering off.
+
+REALVMM_DEVICE=0000:00:05.0
+REALVMM_GUEST=inner
+
+# progress on the lab guest's console (the host's console.log), besides the scenario log
+progress() { echo "realvmm: $* (uptime $(cut -d' ' -f1 /proc/uptime))" | tee -a $R/realvmm.progress > /dev/console; }
+
+wait_line() { # wait_line FILE PATTERN SECONDS [PID]: polling once a second (each poll costs under
+    n=$3          # TCG); gives up early when PID (QEMU's tracer) is gone
+    while [ $n -gt 0 ]; do
+        grep -q "$2" $1 2>/dev/null && return 0
+        [ -n "${4:-}" ] && ! kill -0 $4 2>/dev/null && return 1
+        sleep 1; n=$((n - 1))
+    done
+    return 1
+}
+
+real_vmm() { # real_vmm QEMU_NAME
+    q=$1
+    root=/vmm/root
+    dev=$REALVMM_DEVICE
+    g=$REALVMM_GUEST
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    echo "qemu=$q guest=$g device=$dev outer_cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1 | tr ' ' _) inner_cpu=$(cat /vmm/inner-cpu) lab_kernel=$(uname -r)" > $R/realvmm.info
+    echo vfio-pci > /sys/bus/pci/devices/$dev/driver_override
+    load vfio-pci
+    [ "$(basename "$(readlink /sys/bus/pci/devices/$dev/driver)")" = vfio-pci ] || { log "$dev not bound to vfio-pci"; return 1; }
+    for d in dev proc sys tmp results; do mkdir -p $root/$d; mount --bind /$d $root/$d; done
+    mkfifo /tmp/inner.in /tmp/inner.out
+    (cat /tmp/inner.out | tee $R/realvmm.console > /dev/console) &
+    CAT=$!
+    exec 3<>/tmp/inner.in
+    progress "$dev bound to vfio-pci; starting irqscope"
+    start_irqscope realvmm || return 1
+    inner_cpu=$(cat /vmm/inner-cpu 2>/dev/null || echo max)
+    # QEMU as the lab's VMM: TCG, one vCPU, the passed-through NIC as its only added PCI device
+    set -- chroot $root /usr/bin/qemu-system-x86_64 -name guest=$g -machine q35 -accel tcg -cpu $inner_cpu \
+        -m 512 -smp 1 -nodefaults -display none -no-reboot -monitor none \
+        -serial pipe:/tmp/inner -pidfile /results/realvmm.qemu.pid \
+        -device vfio-pci,host=$dev,rombar=0 \
+        -kernel /inner/vmlinuz -initrd /inner/initrd.cpio \
+        -append "console=ttyS0 quiet panic=-1 $(cat /vmm/inner-append 2>/dev/null)" \
+        -trace 'vfio_msi*' -trace 'vfio_intx*' -D /results/realvmm.qemu-trace.log
+    echo "$*" > $R/realvmm.qemu.cmdline
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    # QEMU's own output to a log of its own (the trace's stdout is JSON); exec keeps one pid
+    printf '#!/bin/sh\nlog=$1; shift\nexec "$@" > "$log" 2>&1\n' > /tmp/logged
+    chmod 755 /tmp/logged
+    irqscope trace --json --record $R/realvmm.trace.rec -- /tmp/logged $R/realvmm.qemu.log "$@" \
+        > $R/realvmm.trace.json 2> $R/realvmm.trace.err &
+    T=$!
+    progress "started $q"
+    wait_line $R/realvmm.qemu.pid . 120 || log "QEMU wrote no pid file"
+    wait_line $R/realvmm.console "inner: init" 900 $T; t2=$(cut -d' ' -f1 /proc/uptime)
+    if wait_line $R/realvmm.console inner-truth 600 $T; then
+        t3=$(cut -d' ' -f1 /proc/uptime)
+        # the guest is quiet now (its interface down): what irqscope and the kernel say meanwhile
+        truth realvmm $dev
+        scrape realvmm.metrics
+    else
+        t3=-
+        log "the inner guest printed no ground truth"; tail -20 $R/realvmm.console
+    fi
+    progress "scraped; telling the inner guest to power off"
+    echo go >&3
+    # the guest powers off; QEMU exits
+    n=600; while [ $n -gt 0 ] && kill -0 $T 2>/dev/null; do sleep 1; n=$((n - 1)); done
+    kill -0 $T 2>/dev/null && { log "QEMU still running: killing it"; kill $(cat $R/realvmm.qemu.pid); }
+    wait $T
+    echo "exit=$?" >> $R/realvmm.trace.err
+    t4=$(cut -d' ' -f1 /proc/uptime)
+    progress "QEMU exited: $(tail -2 $R/realvmm.trace.err | tr '\n' ' ')"
+    sleep 1
+    truth realvmm-after $dev
+    scrape realvmm-after.metrics
+    irqscope replay $R/realvmm.trace.rec > $R/realvmm.replay.txt 2>&1
+    echo "exit=$?" >> $R/realvmm.replay.txt
+    stop_irqscope realvmm
+    exec 3>&-
+    kill $CAT 2>/dev/null
+    for d in results tmp sys proc dev; do umount $root/$d; done
+    echo "setup=$t0 qemu_start=$t1 inner_init=$t2 inner_truth=$t3 qemu_exit=$t4" > $R/realvmm.timings
+    awk -v s=$t1 '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[2] != "-" && kv[1] != "setup" && kv[1] != "qemu_start") printf "%s_after_qemu_start=%.1f ", kv[1], kv[2] - s } print "" }' $R/realvmm.timings >> $R/realvmm.timings
+}
