@@ -1,7 +1,13 @@
 /// errno symbols, for the values the interrupt and BPF paths return. Linux x86-64 numbering;
 /// the table is written out so that recordings render the same on any machine.
 public enum Errno {
-    public static func name(_ code: Int32) -> String { names[abs(code)] ?? "errno\(abs(code))" }
+    public static func name(_ code: Int32) -> String { names[Int32(clamping: code.magnitude)] ?? "errno\(code.magnitude)" }
+
+    /// The errno a failed kernel function returned as `result` (-errno). Clamped rather than
+    /// converted: a kernel errno is at most 4095, but a recording can hold any 64-bit value.
+    public static func of(result: Int64) -> Int32 { Int32(clamping: result.magnitude) }
+
+    public static func name(result: Int64) -> String { name(of(result: result)) }
 
     static let names: [Int32: String] = [
         1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 9: "EBADF",

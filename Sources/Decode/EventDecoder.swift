@@ -5,6 +5,7 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
     case unknownType(UInt32)
     case unknownSource(UInt32)
     case unknownMatrixOp(UInt32)
+    case tooManyIRQs(event: String, count: UInt32)
 
     public var description: String {
         switch self {
@@ -12,6 +13,8 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
         case .unknownType(let t): "unknown event type \(t)"
         case .unknownSource(let s): "unknown event source \(s)"
         case .unknownMatrixOp(let op): "unknown irq_matrix op \(op)"
+        case .tooManyIRQs(let event, let count):
+            "\(event) of \(count) irqs: one allocation covers at most \(Event.maxIRQsPerEvent) (an MSI-X table's size)"
         }
     }
 }
@@ -19,6 +22,10 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
 extension Event {
     /// Size of one ring-buffer record: `struct irqscope_event`.
     public static let recordSize = MemoryLayout<irqscope_event>.size
+
+    /// An irq range event covers one MSI descriptor's irqs: at most an MSI-X table, 2048. More is
+    /// not something the kernel reports, and the model walks every irq of a range.
+    public static let maxIRQsPerEvent: UInt32 = 2048
 
     /// Decodes one ring-buffer record. The layout comes from `irqscope_abi.h`, never restated here.
     public init(record: UnsafeRawBufferPointer) throws(DecodeError) {
@@ -50,8 +57,10 @@ extension Event {
                                  count: m.count, domain: m.domid)
             return raw.type == IRQSCOPE_EV_MSI_ALLOC.rawValue ? .msiAlloc(range) : .msiFree(range)
         case IRQSCOPE_EV_IRTE_ALLOC.rawValue:
+            try checkRange("irte_alloc", u.irte.nr_irqs)
             return .irteAlloc(count: u.irte.nr_irqs, msiIndex: u.irte.hwirq_index == noIndex ? nil : u.irte.hwirq_index)
         case IRQSCOPE_EV_IRTE_FREE.rawValue:
+            try checkRange("irte_free", u.irte.nr_irqs)
             return .irteFree(count: u.irte.nr_irqs)
         case IRQSCOPE_EV_IRTE_ACTIVATE.rawValue:
             return .irteActivate(reserve: u.irte.reserve != 0)
@@ -94,8 +103,10 @@ extension Event {
                                         globalReserved: m.global_reserved, totalAllocated: m.total_allocated))
         case IRQSCOPE_EV_IRQ_ALLOC.rawValue:
             let r = u.irq_range
+            try checkRange("irq_alloc", r.nr_irqs)
             return .irqAlloc(count: r.nr_irqs, msiIndex: r.msi_index == noIndex ? nil : r.msi_index)
         case IRQSCOPE_EV_IRQ_FREE.rawValue:
+            try checkRange("irq_free", u.irq_range.nr_irqs)
             return .irqFree(count: u.irq_range.nr_irqs)
         case IRQSCOPE_EV_UNHANDLED.rawValue:
             return .unhandled(count: u.unhandled.count)
@@ -103,6 +114,10 @@ extension Event {
             throw .unknownType(raw.type)
         }
     }
+}
+
+private func checkRange(_ event: String, _ count: UInt32) throws(DecodeError) {
+    if count > Event.maxIRQsPerEvent { throw .tooManyIRQs(event: event, count: count) }
 }
 
 /// A NUL-terminated C char array (imported as a tuple) as a String.

@@ -55,13 +55,16 @@ extension DeliverySnapshot {
 
     public init(annotation a: [String: String]) {
         self.init()
+        // irq numbers are the kernel's int, vectors a byte: anything else is not a snapshot's
         for item in (a["irqs"] ?? "").split(separator: ",") {
-            let f = item.split(separator: ":").compactMap { UInt64($0) }
-            if f.count == 3 { irqs[Int(f[0])] = IRQCount(interrupts: f[1], unhandled: f[2]) }
+            let f = item.split(separator: ":")
+            if f.count == 3, let irq = Int32(f[0]), irq >= 0, let n = UInt64(f[1]), let u = UInt64(f[2]) {
+                irqs[Int(irq)] = IRQCount(interrupts: n, unhandled: u)
+            }
         }
         for item in (a["spurious"] ?? "").split(separator: ",") {
-            let f = item.split(separator: ":").compactMap { UInt64($0) }
-            if f.count == 2 { spurious[Int(f[0])] = f[1] }
+            let f = item.split(separator: ":")
+            if f.count == 2, let vector = UInt8(f[0]), let n = UInt64(f[1]) { spurious[Int(vector)] = n }
         }
         eventsDropped = a["dropped"].flatMap(UInt64.init) ?? 0
         untracked = a["untracked"].flatMap(UInt64.init) ?? 0

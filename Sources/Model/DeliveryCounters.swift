@@ -53,8 +53,10 @@ public struct DeliveryCounters: Sendable {
             // An irq nobody has requested and that never fired is not worth a series.
             if labels.name.isEmpty && series[labels] == nil && delta.interrupts == 0 { continue }
             next[irq] = labels
-            series[labels, default: Totals()].interrupts += delta.interrupts
-            series[labels, default: Totals()].unhandled += delta.unhandled
+            // A counter wraps like the kernel's u64 (a reset to Prometheus) rather than trap: only a
+            // crafted recording can push it past 2^64.
+            series[labels, default: Totals()].interrupts &+= delta.interrupts
+            series[labels, default: Totals()].unhandled &+= delta.unhandled
         }
         for (irq, labels) in current where next[irq] == nil { series[labels] = nil }
         current = next

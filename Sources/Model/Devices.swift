@@ -92,7 +92,7 @@ public struct Devices: Sendable {
             guard e.result >= 0, let irq = e.irq.map(Int.init), let address = e.device else { return }
             for k in 0..<Int(count) {
                 attach(irq + k, to: address)
-                devices[address]!.vectors[irq + k]!.msiIndex = index.map { $0 + UInt32(k) }
+                devices[address]!.vectors[irq + k]!.msiIndex = index.map { $0 &+ UInt32(k) } // wraps only in a crafted recording
             }
         case .irqFree(let count):
             guard let irq = e.irq.map(Int.init) else { return }
@@ -123,7 +123,7 @@ public struct Devices: Sendable {
                 update(irq) { $0.requested = true; $0.unbacked = false; $0.name = name }
                 devices[address]!.requestedSinceEnable = true
             } else {
-                devices[address, default: Device(address: address)].requestFailures[Int32(-e.result), default: 0] += 1
+                devices[address, default: Device(address: address)].requestFailures[Errno.of(result: e.result), default: 0] += 1
                 if irqDevice[irq] == address { update(irq) { $0.unbacked = true } }
             }
         case .freeIRQ:
@@ -133,7 +133,7 @@ public struct Devices: Sendable {
             guard let address = e.device else { return }
             modify(address) { d in
                 guard e.result > 0 else {
-                    d.enableFailures[Int32(-e.result), default: 0] += 1
+                    d.enableFailures[Errno.of(result: e.result), default: 0] += 1
                     return
                 }
                 if let since = d.disabledAt {
@@ -152,7 +152,7 @@ public struct Devices: Sendable {
         case .msixAdd:
             guard let address = e.device else { return }
             guard e.result > 0 else {
-                modify(address) { $0.enableFailures[Int32(-e.result), default: 0] += 1 }
+                modify(address) { $0.enableFailures[Errno.of(result: e.result), default: 0] += 1 }
                 return
             }
             attach(Int(e.result), to: address)
@@ -180,7 +180,8 @@ public struct Devices: Sendable {
         case .unhandled(let count):
             guard let irq = e.irq.map(Int.init) else { return }
             let open = (lineDevices[irq] ?? []).filter { devices[$0]?.inWindow ?? false }
-            for address in open { devices[address]!.lost[.lineWhileMSIXOff, default: 0] += count }
+            // counters wrap as the kernel's u64 would, rather than trap on a crafted recording
+            for address in open { devices[address]!.lost[.lineWhileMSIXOff, default: 0] &+= count }
         default:
             break
         }
@@ -199,7 +200,7 @@ public struct Devices: Sendable {
     public mutating func credit(delivered deltas: [Int: UInt64]) {
         for (irq, n) in deltas where n > 0 {
             guard let address = irqDevice[irq] else { continue }
-            devices[address]?.delivered += n
+            devices[address]?.delivered &+= n
         }
     }
 
@@ -208,9 +209,9 @@ public struct Devices: Sendable {
         guard n > 0 else { return }
         let parked = devices.values.filter { d in d.vectors.values.contains { !$0.requested } }
         if parked.count == 1 {
-            devices[parked[0].address]!.lost[.catchAllVector, default: 0] += n
+            devices[parked[0].address]!.lost[.catchAllVector, default: 0] &+= n
         } else {
-            unattributedLost[.catchAllVector, default: 0] += n
+            unattributedLost[.catchAllVector, default: 0] &+= n
         }
     }
 

@@ -49,8 +49,10 @@ public struct HostModel: Sendable {
             note(driver: a["driver"], of: address)
             if let line = a["intx"].flatMap(Int.init) { devices.note(line: line, of: address) }
         case "delivery":
-            update(DeliverySnapshot(annotation: a), irqs: Dictionary(uniqueKeysWithValues:
-                (a["live"] ?? "").split(separator: ",").compactMap { Int($0) }.map { ($0, IRQInfo(name: "")) }))
+            // a recording may repeat an irq: keep one (uniqueKeysWithValues would trap)
+            update(DeliverySnapshot(annotation: a), irqs: Dictionary(
+                (a["live"] ?? "").split(separator: ",").compactMap { Int32($0) }.map { (Int($0), IRQInfo(name: "")) },
+                uniquingKeysWith: { first, _ in first }))
         case "exit":
             guard let tgid = a["tgid"].flatMap(UInt32.init) else { return }
             processExited(tgid)

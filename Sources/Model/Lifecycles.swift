@@ -71,7 +71,7 @@ public struct Lifecycles: Sendable {
             if e.result == 0 {
                 update(irq) { $0.requested = $0.requested ?? e.timeNs }
             } else {
-                update(irq) { $0.requestFailed = (Int32(-e.result), e.timeNs) }
+                update(irq) { $0.requestFailed = (Errno.of(result: e.result), e.timeNs) }
             }
         case .vectorAlloc(let vector, _, _) where e.result >= 0:
             update(irq) { if $0.requested == nil || $0.cpuVector == nil { $0.cpuVector = (vector, e.cpu, e.timeNs) } }

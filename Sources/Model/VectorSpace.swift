@@ -28,9 +28,9 @@ public struct VectorSpace: Sendable, Equatable {
         case .matrix(let update):
             apply(update)
         case .vectorAlloc where event.result < 0:
-            failures[Failure(step: "alloc", errno: Int32(-event.result)), default: 0] += 1
+            failures[Failure(step: "alloc", errno: Errno.of(result: event.result)), default: 0] += 1
         case .vectorReserve where event.result < 0:
-            failures[Failure(step: "reserve", errno: Int32(-event.result)), default: 0] += 1
+            failures[Failure(step: "reserve", errno: Errno.of(result: event.result)), default: 0] += 1
         default:
             break
         }

@@ -16,7 +16,7 @@ public enum EventJSON {
         if let irq = e.irq { fields.append(("irq", .int(Int64(irq)))) }
         if hasResult(e.kind) {
             fields.append(("result", .int(e.result)))
-            if e.result < 0 { fields.append(("errno", .string(Errno.name(Int32(-e.result))))) }
+            if e.result < 0 { fields.append(("errno", .string(Errno.name(result: e.result)))) }
         }
         if e.source != .tracepoint { fields.append(("source", .string(e.source.name))) }
         fields += details(e.kind)

@@ -12,7 +12,7 @@ public struct TraceFormat: Sendable {
     }
 
     func paint(_ s: String, _ code: String) -> String { color ? "\u{1b}[\(code)m\(s)\u{1b}[0m" : s }
-    func failed(_ result: Int64) -> String { paint("FAILED \(Errno.name(Int32(-result)))", "31") }
+    func failed(_ result: Int64) -> String { paint("FAILED \(Errno.name(result: result))", "31") }
 
     public func seconds(_ t: UInt64) -> String {
         let ns = Int64(bitPattern: t &- start)

@@ -19,42 +19,22 @@ struct Replay: ParsableCommand {
     func run() throws {
         let entries: [Recording.Entry]
         do { entries = try Recording.read(path: file) } catch { throw FatalError(message: "\(file): \(error)") }
-        var model = HostModel()
-        var lifecycles = Lifecycles()
+        var player = RecordingPlayer(keepExited: !metrics)
         var first: UInt64 = 0
         for case .event(let e) in entries { first = e.timeNs; break }
         var last = first
         var seenDevices = Set<String>(), seenGuests = Set<String>()
-        var counted: [Int: UInt64] = [:]
         var follows: (@Sendable (UInt32) -> Bool)?
         if let pid = trace.pid { follows = { $0 == pid } }
         let output = TraceOutput(options: trace, start: first, color: false, follows: follows)
         for entry in entries {
-            switch entry {
-            case .annotation(let a):
-                // a VMM's exit drops its devices from the metrics; the summary still wants them
-                if a["type"] == "exit" && !metrics { continue }
-                model.apply(annotation: a)
-                if a["type"] == "delivery" {
-                    // as trace saw it live: the irqs whose count went up since the previous look
-                    let irqs = DeliverySnapshot(annotation: a).irqs
-                    if let at = a["at"].flatMap(UInt64.init) {
-                        for (irq, c) in irqs where c.interrupts > (counted[irq] ?? 0) { lifecycles.firstInterrupt(irq: irq, at: at) }
-                    }
-                    counted = irqs.mapValues(\.interrupts)
-                }
-            case .event(let e):
-                let device = model.device(of: e)
-                let named = model.guestName(of: e)
-                model.apply(e)
-                last = e.timeNs
-                lifecycles.apply(e, device: device)
-                let guest = named ?? model.guestName(of: e)
-                if let device { seenDevices.insert(device) }
-                if let guest { seenGuests.insert(guest) }
-                if !metrics { output.show(e, guest: guest, device: device, model: model) }
-            }
+            guard let step = player.play(entry) else { continue }
+            last = step.event.timeNs
+            if let device = step.device { seenDevices.insert(device) }
+            if let guest = step.guest { seenGuests.insert(guest) }
+            if !metrics { output.show(step.event, guest: step.guest, device: step.device, model: player.model) }
         }
+        let model = player.model
         if metrics {
             printOut(render(HostMetrics.deviceFamilies(model), format: .prometheusText))
             return
@@ -66,7 +46,7 @@ struct Replay: ParsableCommand {
         if let device = trace.device, !seenDevices.contains(device) {
             throw FatalError(message: "no device \(device) in \(file)")
         }
-        let code = output.finish(model: model, lifecycles: lifecycles, seconds: Double(last &- first) / 1e9)
+        let code = output.finish(model: model, lifecycles: player.lifecycles, seconds: Double(last &- first) / 1e9)
         if code != 0 { throw ExitCode(code) }
     }
 }
