@@ -1,7 +1,6 @@
 import IrqscopeDecode
 
-/// Applies a recording's entries to a model, as `irqscope replay` does; the fuzz target runs the
-/// same code (Tests/Fuzz).
+/// Applies a recording's entries to a model, as `irqscope replay` does.
 public struct RecordingPlayer: Sendable {
     public private(set) var model = HostModel()
     public private(set) var lifecycles = Lifecycles()
