@@ -14,7 +14,7 @@ struct DeploymentTests {
     static func unitUsingBuiltBinary() throws -> String {
         let dir = NSTemporaryDirectory() + "irqscope-unit-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let binary = packageRoot + "/.build/debug/irqscope"
+        let binary = irqscopeBinary
         let text = try String(contentsOfFile: unitPath, encoding: .utf8)
             .replacingOccurrences(of: "ExecStart=/usr/local/bin/irqscope", with: "ExecStart=\(binary)")
         try text.write(toFile: dir + "/irqscope.service", atomically: true, encoding: .utf8)
