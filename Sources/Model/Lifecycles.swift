@@ -43,6 +43,9 @@ public struct Lifecycles: Sendable {
     }
     private var generations: [Vector] = []
     private var looks: [Int: [UInt64]] = [:]
+    /// irqs given a new generation since their last kept look: only then can a look name a first
+    /// interrupt the kept ones do not, so a long trace keeps a look per generation, not per poll
+    private var allocatedSinceLook: Set<Int> = []
     private var current: [Int: Int] = [:] // irq -> index into generations
 
     public init() {}
@@ -59,10 +62,12 @@ public struct Lifecycles: Sendable {
                 return
             }
             current[irq] = generations.count
+            allocatedSinceLook.insert(irq)
             generations.append(Vector(device: device, irq: irq, msiIndex: index, allocated: e.timeNs))
         case .irteAlloc where e.result >= 0:
             if let device, current[irq] == nil {
                 current[irq] = generations.count
+                allocatedSinceLook.insert(irq)
                 generations.append(Vector(device: device, irq: irq))
             }
             update(irq) { if $0.irte == nil { $0.irte = e.timeNs } }
@@ -88,6 +93,7 @@ public struct Lifecycles: Sendable {
     /// An irq's count went from 0 to positive between two looks at the kernel's counters; `at`
     /// is the later look (the resolution of "first interrupt" is the polling interval).
     public mutating func firstInterrupt(irq: Int, at: UInt64) {
+        guard looks[irq] == nil || allocatedSinceLook.remove(irq) != nil else { return }
         looks[irq, default: []].append(at)
     }
 
