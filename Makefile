@@ -16,7 +16,7 @@ VMMS ?=
 RELEASE_FLAGS := -c release --static-swift-stdlib
 RELEASE_ENV := IRQSCOPE_STATIC_LIBBPF=1
 
-.PHONY: deps build release serve test lab fixtures bench clean
+.PHONY: deps build release serve test lab fixtures bench fuzz clean
 
 # Installs only what is missing, so a prepared machine pays nothing.
 deps:
@@ -61,6 +61,11 @@ fixtures:
 
 bench: release
 	.build/release/irqscope-bench
+
+# libFuzzer over the recording decoder (replay) and the web config parser, from Tests/Fuzz/seeds;
+# FUZZ_SECONDS=600 by default.
+fuzz:
+	Tests/Fuzz/fuzz.sh
 
 clean:
 	rm -rf .build

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 static uint64_t wanted;
+static int64_t wanted_uid = -1, wanted_gid = -1;
 static atomic_int failures;
 
 /* async-signal-safe: syscalls only */
@@ -29,6 +30,16 @@ static int drop_this_thread(uint64_t keep)
             return -errno;
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL)
         return -errno;
+    /* Credentials are per thread in the kernel: the raw system calls change this thread only
+     * (glibc's wrappers would signal every thread themselves). KEEPCAPS keeps the permitted set
+     * across the change of uid; capset below then sets the effective set from it. */
+    if (wanted_uid >= 0 && syscall(SYS_getuid) != wanted_uid) {
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) || syscall(SYS_setgroups, 0, NULL)
+            || syscall(SYS_setresgid, wanted_gid, wanted_gid, wanted_gid)
+            || syscall(SYS_setresuid, wanted_uid, wanted_uid, wanted_uid))
+            return -errno;
+        prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    }
     struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct data[2] = {
         {.effective = (uint32_t)keep, .permitted = (uint32_t)keep, .inheritable = 0},
@@ -80,12 +91,25 @@ static int thread_done(pid_t tid, uint64_t keep)
         eff = strtoull(line + 8, NULL, 16);
     if ((line = strstr(text, "\nNoNewPrivs:")))
         nnp = atoi(line + 12);
-    return eff == keep && prm == keep && nnp == 1;
+    long uid = -1;
+    if ((line = strstr(text, "\nUid:")))
+        uid = strtol(line + 5, NULL, 10);
+    return eff == keep && prm == keep && nnp == 1 && (wanted_uid < 0 || uid == wanted_uid);
 }
 
-int irqscope_keep_capabilities(uint64_t keep)
+void irqscope_unblock_drop_signal(void)
 {
-    int sig = SIGRTMIN + 5;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN + 5);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+int irqscope_keep_capabilities(uint64_t keep, int64_t uid, int64_t gid)
+{
+    wanted_uid = uid;
+    wanted_gid = gid;
+    int sig = SIGRTMIN + 5; /* as in irqscope_unblock_drop_signal */
     struct sigaction action = {0}, previous;
     action.sa_handler = on_signal;
     action.sa_flags = SA_RESTART;

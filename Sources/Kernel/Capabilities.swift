@@ -18,6 +18,7 @@ public enum Capabilities {
     /// Parses "auto", "none", "all" or a comma list like "bpf,sys_ptrace" ("auto" is "none",
     /// plus bpf where the kernel needs it: see `needed(for:)`).
     public static func mask(_ spec: String) throws(KernelError) -> UInt64? {
+        if spec.isEmpty { throw KernelError("empty capability list (use auto, none, all or names like bpf,sys_ptrace)") }
         if spec == "all" { return nil }
         if spec == "none" || spec == "auto" { return 0 }
         var mask: UInt64 = 0
@@ -29,11 +30,19 @@ public enum Capabilities {
         return mask
     }
 
-    /// Drops every capability not in `mask`, for good (bounding set, no_new_privs).
-    public static func keepOnly(_ mask: UInt64) throws(KernelError) {
-        let rc = irqscope_keep_capabilities(mask)
+    /// Drops every capability not in `mask`, for good (bounding set, no_new_privs). `user`: the
+    /// uid and gid every thread switches to meanwhile (no supplementary groups), keeping `mask`.
+    public static func keepOnly(_ mask: UInt64, switchingTo user: (uid: UInt32, gid: UInt32)? = nil) throws(KernelError) {
+        if user != nil, effective & bit("setuid", "setgid") != bit("setuid", "setgid") {
+            throw KernelError("cannot switch to uid \(user!.uid) without CAP_SETUID and CAP_SETGID (use --run-as=root to stay uid 0)")
+        }
+        let rc = irqscope_keep_capabilities(mask, user.map { Int64($0.uid) } ?? -1, user.map { Int64($0.gid) } ?? -1)
         if rc != 0 { throw KernelError("cannot drop capabilities: \(errnoName(rc))") }
     }
+
+    /// Call on the main thread before any other thread starts: every thread must be able to take
+    /// the signal `keepOnly` sends (a blocked one inherited from the parent made it time out).
+    public static func prepareThreads() { irqscope_unblock_drop_signal() }
 
     public static var effective: UInt64 { irqscope_effective_capabilities() }
 

@@ -137,7 +137,8 @@ public final class KernelSession: @unchecked Sendable {
     private static func preflight() throws(KernelError) {
         let caps = Capabilities.effective
         guard caps & Capabilities.bit("sys_admin") != 0 || caps & Capabilities.bit("bpf", "perfmon") == Capabilities.bit("bpf", "perfmon") else {
-            throw KernelError("root, or CAP_BPF and CAP_PERFMON, is needed to load the BPF programs (running as uid \(getuid()) without them)")
+            let missing = ["bpf", "perfmon"].filter { caps & Capabilities.bit($0) == 0 }.map { "CAP_" + $0.uppercased() }
+            throw KernelError("root, or CAP_BPF and CAP_PERFMON, is needed to load the BPF programs (running as uid \(getuid()) without \(missing.joined(separator: " and ")))")
         }
         var attr = bpf_map_create_opts()
         attr.sz = MemoryLayout<bpf_map_create_opts>.size

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import Synchronization
 
 public struct HTTPRequest: Sendable {
     public var method: String
@@ -34,23 +35,83 @@ public struct HTTPResponse: Sendable {
         self.contentType = contentType
         self.body = Array(body.utf8)
     }
+
+    static func text(_ status: Int, _ body: String) -> HTTPResponse {
+        HTTPResponse(status: status, contentType: "text/plain; charset=utf-8", body: body + "\n")
+    }
 }
 
-public struct ServerError: Error, CustomStringConvertible {
-    public var description: String
+/// What any one client, or all of them, can make the server hold. Where node_exporter or
+/// Prometheus has the limit, the default and the flag name are theirs.
+public struct ServerLimits: Sendable {
+    /// Requests answered at once, counting responses still being written to clients that read
+    /// slowly; more get 503 (node_exporter's --web.max-requests, 40). 0: no limit. /healthz is
+    /// not counted.
+    public var maxRequests = 40
+    /// Open connections; at the limit a new connection closes the one idle the longest (Prometheus's
+    /// --web.max-connections, 512). Each costs a descriptor: keep it under RLIMIT_NOFILE.
+    public var maxConnections = 512
+    /// A request (head and body) must arrive within this of its first byte, or of the connection's
+    /// start for the first one (TLS handshake included). node_exporter has none: a client that
+    /// sends nothing holds its connection forever.
+    public var readTimeout: TimeAmount = .seconds(10)
+    /// How long a kept-alive connection may wait for its next request: longer than the usual
+    /// scrape intervals, so Prometheus keeps its connection.
+    public var idleTimeout: TimeAmount = .minutes(2)
+    /// A client has this long to take a response; one that does not read is dropped.
+    public var writeTimeout: TimeAmount = .seconds(30)
+    /// Password checks (bcrypt, one at a time off the event loop) that may wait; more get 429.
+    public var maxPendingLogins = 8
+    /// A refused login (401, 429) is answered no sooner than this after its request arrived: a
+    /// client flooding wrong passwords on a connection cannot spin faster than once a second, and
+    /// every refusal takes the same time whatever the user.
+    public var refusalDelay: TimeAmount = .seconds(1)
+    /// No route takes a body; a request with a larger one gets 413.
+    public var maxBodyBytes = 64 << 10
+    /// Request heads: what Prometheus sends is under 1 KiB (Go allows 1 MiB).
+    public var headerBytes = 16 << 10
+
+    public init() {}
 }
 
-/// A small HTTP/1.1 server for the metrics endpoint, bound before it runs so that a port in
-/// use is reported at start-up, not after the BPF programs are attached.
+/// A small HTTP/1.1 server for the metrics endpoint. It binds before the BPF programs are
+/// attached, so that an address in use ends the start at once, and accepts once `serve` is called.
+///
+/// One request per connection at a time: while a response is being answered or written, nothing
+/// more is read from that connection, so a client that pipelines and never reads holds one
+/// response, not thousands.
 public final class HTTPServer: Service {
+    public typealias Handler = @Sendable (HTTPRequest) -> HTTPResponse
+
     private let channels: [Channel]
     private let group: MultiThreadedEventLoopGroup
-    private let logger: Logger
+    private let shared: Shared
 
-    private init(channels: [Channel], group: MultiThreadedEventLoopGroup, logger: Logger) {
+    /// What every connection handler reads; `route` is set once, by `serve`.
+    final class Shared: Sendable {
+        let limits: ServerLimits
+        let auth: BasicAuth?
+        let logger: Logger
+        /// bcrypt runs here: one thread, so a flood of logins costs one core, not the event loop.
+        let logins = NIOThreadPool(numberOfThreads: 1)
+        let connections: NIOLoopBound<Connections>
+        let route = Mutex<Handler?>(nil)
+        /// Answered without credentials and outside maxRequests: it says only "ok", and a probe
+        /// (Kubernetes, systemd) must not need the scrape password.
+        let open: Set<String> = ["/healthz"]
+
+        init(limits: ServerLimits, auth: BasicAuth?, logger: Logger, connections: NIOLoopBound<Connections>) {
+            self.limits = limits
+            self.auth = auth
+            self.logger = logger
+            self.connections = connections
+        }
+    }
+
+    private init(channels: [Channel], group: MultiThreadedEventLoopGroup, shared: Shared) {
         self.channels = channels
         self.group = group
-        self.logger = logger
+        self.shared = shared
     }
 
     public var boundAddresses: [String] {
@@ -61,29 +122,47 @@ public final class HTTPServer: Service {
     }
 
     /// Binds every address or none, blocking the calling thread (not an event loop thread).
-    /// `web`: TLS and basic authentication (`--web.config.file`); requests without valid
-    /// credentials get 401 before the handler runs.
-    public static func bind(_ addresses: [ListenAddress], web: WebConfig = WebConfig(), logger: Logger,
-                            handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) throws -> HTTPServer {
+    /// Nothing is accepted until `serve`. `web`: TLS and basic authentication.
+    public static func bind(_ addresses: [ListenAddress], web: WebConfig = WebConfig(), limits: ServerLimits = ServerLimits(),
+                            logger: Logger) throws(ServerError) -> HTTPServer {
+        // one event loop: every connection's state is touched on one thread, without locks
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let guarded: @Sendable (HTTPRequest) -> HTTPResponse = { request in
-            guard web.authorized(request.header("Authorization")) else {
-                var r = HTTPResponse(status: 401, contentType: "text/plain; charset=utf-8", body: "unauthorized\n")
-                r.headers = [("WWW-Authenticate", "Basic realm=\"irqscope\"")]
-                return r
-            }
-            return handler(request)
-        }
+        let loop = group.next()
+        // made on the loop: a loop-bound value checks where it is used from
+        let connections = try! loop.submit { NIOLoopBound(Connections(), eventLoop: loop) }.wait()
+        let shared = Shared(limits: limits, auth: web.auth, logger: logger, connections: connections)
+        let decoderLimits = {
+            var d = NIOHTTPDecoderLimitConfiguration()
+            d.maxHeaderFieldSize = limits.headerBytes
+            d.maxHeaderListSize = limits.headerBytes
+            d.maxHeaderFieldCount = 100
+            return d
+        }()
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
+            // as Go does (the kernel caps it at net.core.somaxconn): a burst of connections waits
+            // in the queue instead of overflowing it into SYN retransmits of a second and more
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.maxMessagesPerRead, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.autoRead, value: false)
+            // reads of at most 4 KiB (Go reads requests through a 4 KiB buffer too): what one read
+            // can hold of pipelined requests is what waits for their turn
+            .childChannelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
+            // A response counts as taken once the kernel holds it; with the kernel's default (and
+            // autotuned, up to 4 MiB) send buffer, a client that never reads "takes" hundreds of
+            // scrapes before anything waits. 32 KiB (the kernel doubles it) keeps that to a few
+            // scrapes and the kernel memory of each connection small; Prometheus reads at once.
+            .childChannelOption(.socketOption(.so_sndbuf), value: 32 << 10)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let tls = web.tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
-                    }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(RequestHandler(guarded))
+                    let connection = ConnectionHandler(shared: shared, connections: shared.connections.value)
+                    let pipeline = channel.pipeline.syncOperations
+                    if let tls = web.tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try pipeline.addHandler(FirstBytes(connection))
+                    try pipeline.addHandler(HTTPResponseEncoder())
+                    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(
+                        leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: decoderLimits)))
+                    try pipeline.addHandler(connection)
                 }
             }
         var channels: [Channel] = []
@@ -96,10 +175,11 @@ public final class HTTPServer: Service {
             try? group.syncShutdownGracefully()
             throw error
         }
-        return HTTPServer(channels: channels, group: group, logger: logger)
+        shared.logins.start()
+        return HTTPServer(channels: channels, group: group, shared: shared)
     }
 
-    private static func bindOne(_ bootstrap: ServerBootstrap, _ address: ListenAddress) throws -> Channel {
+    private static func bindOne(_ bootstrap: ServerBootstrap, _ address: ListenAddress) throws(ServerError) -> Channel {
         do {
             if address.host.isEmpty {
                 // All interfaces: dual-stack where the kernel has IPv6, IPv4 otherwise.
@@ -111,61 +191,296 @@ public final class HTTPServer: Service {
             }
             return try bootstrap.bind(host: address.host, port: address.port).wait()
         } catch let error as IOError {
-            let reason = error.errnoCode == EADDRINUSE ? "address already in use" : "\(error)"
-            throw ServerError(description: "cannot listen on \(address): \(reason)")
+            throw ServerError(description: "cannot listen on \(address): \(String(cString: strerror(error.errnoCode)).lowercased())")
         } catch {
             throw ServerError(description: "cannot listen on \(address): \(error)")
         }
     }
 
+    /// Starts accepting; connections made since `bind` waited in the listen backlog.
+    public func serve(_ handler: @escaping Handler) {
+        shared.route.withLock { $0 = handler }
+        for channel in channels { channel.setOption(.autoRead, value: true).whenFailure { _ in } }
+    }
+
     public func run() async throws {
         try await withGracefulShutdownHandler {
             for channel in channels { try await channel.closeFuture.get() }
-        } onGracefulShutdown: { [channels] in
+        } onGracefulShutdown: { [channels, shared] in
             for channel in channels { channel.close(promise: nil) }
+            shared.connections.eventLoop.execute { shared.connections.value.closeAll() }
         }
+        try await shared.logins.shutdownGracefully()
         try await group.shutdownGracefully()
     }
 }
 
-private final class RequestHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+/// Every open connection and the limits that span them. Used on the server's one event loop only.
+final class Connections {
+    private var open: [ObjectIdentifier: ConnectionHandler] = [:]
+    var requestsInFlight = 0
+    var loginsPending = 0
+    private var warned: NIODeadline?
 
-    private let handler: @Sendable (HTTPRequest) -> HTTPResponse
-    private var head: HTTPRequestHead?
+    /// At the limit, the connection idle the longest makes room (a scraper's connection is busy
+    /// or was just used; one that sends nothing is neither), else the new one is refused.
+    func admit(_ new: ConnectionHandler, limit: Int, logger: Logger) -> Bool {
+        if open.count >= limit {
+            let victim = open.values.filter(\.isIdle).min { $0.idleSince < $1.idleSince }
+            if warned.map({ .now() - $0 > .minutes(1) }) ?? true {
+                warned = .now()
+                logger.warning("connection limit reached: closing the longest-idle connection for each new one (this is logged once a minute)",
+                               metadata: ["max_connections": "\(limit)"])
+            }
+            guard let victim else { return false }
+            victim.close()
+        }
+        open[ObjectIdentifier(new)] = new
+        return true
+    }
 
-    init(_ handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) { self.handler = handler }
+    func remove(_ connection: ConnectionHandler) { open[ObjectIdentifier(connection)] = nil }
+
+    func closeAll() { for connection in open.values { connection.close() } }
+}
+
+/// Sees a request's first bytes before the HTTP decoder does: its read timeout starts there.
+private final class FirstBytes: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private let connection: ConnectionHandler
+
+    init(_ connection: ConnectionHandler) { self.connection = connection }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let h): head = h
-        case .body: break
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            respond(context: context, head: head)
+        connection.bytesArrived()
+        context.fireChannelRead(data)
+    }
+}
+
+/// One connection: reads a request, answers it, and only then reads the next.
+final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum Phase { case waiting, reading, answering, closing }
+    private var phase = Phase.waiting
+    private(set) var idleSince = NIODeadline.now()
+    var isIdle: Bool { phase == .waiting || phase == .reading }
+
+    private let shared: HTTPServer.Shared
+    private let connections: Connections
+    private var context: ChannelHandlerContext?
+    private var request: (head: HTTPRequestHead, bodyBytes: Int)?
+    /// Parts of pipelined requests the decoder had already read when a response was pending.
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var readHeld = false
+    private var timer: Scheduled<Void>?
+    private var holdsRequestSlot = false
+    private var closeAfterResponse = false
+
+    init(shared: HTTPServer.Shared, connections: Connections) {
+        self.shared = shared
+        self.connections = connections
+    }
+
+    private var limits: ServerLimits { shared.limits }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        guard connections.admit(self, limit: limits.maxConnections, logger: shared.logger) else {
+            phase = .closing
+            context.close(promise: nil)
+            return
+        }
+        arm(limits.readTimeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        phase = .closing
+        timer?.cancel()
+        timer = nil
+        releaseRequestSlot()
+        connections.remove(self)
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        phase = .closing
+        releaseRequestSlot()
+        context.fireChannelInactive()
+    }
+
+    func close() {
+        phase = .closing
+        context?.close(promise: nil)
+    }
+
+    // MARK: reading
+
+    func bytesArrived() {
+        if phase == .waiting {
+            phase = .reading
+            arm(limits.readTimeout)
         }
     }
 
-    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+    func read(context: ChannelHandlerContext) {
+        if phase == .answering || phase == .closing || !queued.isEmpty {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        guard phase != .closing else { return }
+        if phase == .answering || !queued.isEmpty {
+            queued.append(part)
+            // bounded already by the 4 KiB reads; this only says so
+            if queued.count > 1000 { close() }
+            return
+        }
+        receive(part)
+    }
+
+    private func receive(_ part: HTTPServerRequestPart) {
+        switch part {
+        case .head(let head):
+            bytesArrived()
+            request = (head, 0)
+        case .body(let buffer):
+            guard var r = request else { return }
+            r.bodyBytes += buffer.readableBytes
+            request = r
+            if r.bodyBytes > limits.maxBodyBytes {
+                request = nil
+                phase = .answering
+                answer(.text(413, "request body too large (at most \(limits.maxBodyBytes) bytes)"), to: r.head, close: true)
+            }
+        case .end:
+            guard let r = request else { return }
+            request = nil
+            handle(r.head)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard error is HTTPParserError, phase == .waiting || phase == .reading else {
+            // a broken TLS handshake, a reset, a second parser error: nothing more to say
+            if phase == .answering && error is HTTPParserError { closeAfterResponse = true } else { close() }
+            return
+        }
+        // not HTTP/1.1 (TLS to the plain port, HTTP/2, noise): one 400, then the connection closes
+        phase = .answering
+        answer(.text(400, "bad request"), to: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), close: true)
+    }
+
+    // MARK: answering
+
+    private func handle(_ head: HTTPRequestHead) {
+        phase = .answering
+        timer?.cancel()
+        let arrived = NIODeadline.now()
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         let request = HTTPRequest(method: head.method.rawValue, path: path, headers: head.headers.map { ($0.name, $0.value) })
-        let response = handler(request)
+        guard !shared.open.contains(path), let auth = shared.auth else { return route(request, head) }
+        switch auth.verdict(request.header("Authorization")) {
+        case .allowed:
+            route(request, head)
+        case .denied:
+            unauthorized(head, arrived)
+        case .verify(let credentials):
+            guard connections.loginsPending < limits.maxPendingLogins, let context else {
+                var r = HTTPResponse.text(429, "too many password checks waiting; retry")
+                r.headers = [("Retry-After", "1")]
+                return refuse(r, head, arrived)
+            }
+            connections.loginsPending += 1
+            shared.logins.runIfActive(eventLoop: context.eventLoop) { auth.check(credentials) }
+                .assumeIsolated().whenComplete { result in
+                    self.connections.loginsPending -= 1
+                    guard self.phase == .answering else { return }
+                    if case .success(true) = result { self.route(request, head) } else { self.unauthorized(head, arrived) }
+                }
+        }
+    }
+
+    private func unauthorized(_ head: HTTPRequestHead, _ arrived: NIODeadline) {
+        var r = HTTPResponse.text(401, "unauthorized")
+        r.headers = [("WWW-Authenticate", "Basic realm=\"irqscope\"")]
+        refuse(r, head, arrived)
+    }
+
+    /// Answers a refused login once `refusalDelay` has passed since it arrived.
+    private func refuse(_ response: HTTPResponse, _ head: HTTPRequestHead, _ arrived: NIODeadline) {
+        guard let context else { return }
+        let wait = arrived + limits.refusalDelay - .now()
+        guard wait > .zero else { return answer(response, to: head) }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: wait) {
+            if self.phase == .answering { self.answer(response, to: head) }
+        }
+    }
+
+    private func route(_ request: HTTPRequest, _ head: HTTPRequestHead) {
+        guard let handler = shared.route.withLock({ $0 }) else { return answer(.text(503, "starting"), to: head) }
+        if !shared.open.contains(request.path) {
+            if limits.maxRequests > 0 && connections.requestsInFlight >= limits.maxRequests {
+                return answer(.text(503, "too many requests at once (--web.max-requests=\(limits.maxRequests)); retry"), to: head)
+            }
+            connections.requestsInFlight += 1
+            holdsRequestSlot = true
+        }
+        answer(handler(request), to: head)
+    }
+
+    private func releaseRequestSlot() {
+        if holdsRequestSlot {
+            holdsRequestSlot = false
+            connections.requestsInFlight -= 1
+        }
+    }
+
+    private func answer(_ response: HTTPResponse, to head: HTTPRequestHead, close: Bool = false) {
+        guard let context else { return }
+        let keepAlive = head.isKeepAlive && !close && !closeAfterResponse
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         headers.add(name: "Content-Length", value: String(response.body.count))
-        let keepAlive = head.isKeepAlive
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .init(statusCode: response.status), headers: headers))), promise: nil)
+        let version = head.version.major == 1 ? head.version : .http1_1
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers))),
+                      promise: nil)
         if head.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
         }
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            let channel = context.channel
-            done.whenComplete { _ in channel.close(promise: nil) }
+        arm(limits.writeTimeout)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { result in
+            self.written(keepAlive: keepAlive && (try? result.get()) != nil)
         }
+    }
+
+    /// The response is in the kernel's hands: the connection may read its next request.
+    private func written(keepAlive: Bool) {
+        releaseRequestSlot()
+        guard phase == .answering else { return }
+        guard keepAlive, let context else { return close() }
+        phase = .waiting
+        idleSince = .now()
+        arm(limits.idleTimeout)
+        while phase == .waiting || phase == .reading, let part = queued.popFirst() { receive(part) }
+        if queued.isEmpty && readHeld && (phase == .waiting || phase == .reading) {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    private func arm(_ delay: TimeAmount) {
+        timer?.cancel()
+        guard let context else { return }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.close() }
     }
 }

@@ -28,8 +28,11 @@ public struct YAMLError: Error, CustomStringConvertible {
 }
 
 public func parseYAML(_ text: String) throws(YAMLError) -> YAMLValue {
+    // A byte-order mark and CRLF line ends (editors on other systems) are not content. "\r\n" is
+    // one Character in Swift, so it is named as a separator of its own.
+    let body = text.hasPrefix("\u{FEFF}") ? text.dropFirst() : text[...]
     var lines: [(number: Int, indent: Int, text: String)] = []
-    for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+    for (i, raw) in body.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
         let line = stripComment(String(raw))
         let content = line.drop { $0 == " " }
         if content.isEmpty { continue }
@@ -60,12 +63,13 @@ private func parseBlock(_ lines: [(number: Int, indent: Int, text: String)], _ i
         return .list(items)
     }
     var fields: [(String, YAMLValue)] = []
+    var seen = Set<String>()
     while i < lines.count, lines[i].indent == indent {
         let (number, text) = (lines[i].number, lines[i].text)
         guard let colon = keyColon(text) else { throw YAMLError(description: "line \(number): expected 'key: value'") }
         let key = try unquote(String(text[..<colon]), number)
         let rest = text[text.index(after: colon)...].drop { $0 == " " }
-        if fields.contains(where: { $0.0 == key }) { throw YAMLError(description: "line \(number): duplicate key '\(key)'") }
+        if !seen.insert(key).inserted { throw YAMLError(description: "line \(number): duplicate key '\(key)'") }
         i += 1
         if rest.isEmpty {
             if i < lines.count, lines[i].indent > indent {

@@ -31,6 +31,7 @@ struct KernelOptions: ParsableArguments {
             }
             out.insert(m)
         }
+        if out.isEmpty { throw ValidationError("--attach: no mechanism given (use fentry, kprobe, tp_btf, raw_tp or auto)") }
         return out
     }
 

@@ -1,9 +1,11 @@
 import ArgumentParser
+import Glibc
 import IrqscopeDecode
 import IrqscopeKernel
 import IrqscopeRender
 import IrqscopeServer
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// 10341: above the 9100-9999 block (fully allocated since 2023), clear of the ports known
@@ -40,10 +42,40 @@ struct Serve: AsyncParsableCommand {
                                valueName: "caps"))
     var capabilitiesKeep = "auto"
 
+    @Option(name: .customLong("run-as"),
+            help: ArgumentHelp("Started as root: the uid[:gid] every thread switches to once attached, or root to stay uid 0. Default: 65534:65534 (nobody) where root may switch (CAP_SETUID, CAP_SETGID).",
+                               valueName: "uid[:gid]"))
+    var runAs: String?
+
+    @Option(name: .customLong("web.max-requests"),
+            help: "Requests answered at once, counting responses still being written to slow readers; more get 503 (0: no limit).")
+    var maxRequests = ServerLimits().maxRequests
+
+    @Option(name: .customLong("web.max-connections"),
+            help: "Open connections; at the limit each new one closes the connection idle the longest.")
+    var maxConnections = ServerLimits().maxConnections
+
+    @Option(name: .customLong("web.read-timeout"),
+            help: ArgumentHelp("A request must arrive within this of its first byte (of the connection's start for the first).", valueName: "duration"))
+    var readTimeout = "10s"
+
+    @Option(name: .customLong("web.idle-timeout"),
+            help: ArgumentHelp("A kept-alive connection is closed after this long without a request.", valueName: "duration"))
+    var idleTimeout = "2m"
+
+    @Option(name: .customLong("web.write-timeout"),
+            help: ArgumentHelp("A client that has not taken its response within this is dropped.", valueName: "duration"))
+    var writeTimeout = "30s"
+
     @OptionGroup var kernel: KernelOptions
 
     func validate() throws {
         guard telemetryPath.hasPrefix("/") else { throw ValidationError("--web.telemetry-path must start with '/'") }
+        guard telemetryPath != "/" && telemetryPath != "/healthz" && !telemetryPath.contains("?") else {
+            throw ValidationError("--web.telemetry-path \(telemetryPath) would hide another page (/ is the landing page, /healthz the health check)")
+        }
+        _ = try limits()
+        _ = try runAsIDs()
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log.level: unknown level '\(logLevel)' (use debug, info, warning or error)")
         }
@@ -51,6 +83,39 @@ struct Serve: AsyncParsableCommand {
             do { _ = try ListenAddress(parsing: address) } catch { throw ValidationError("--web.listen-address: \(error)") }
         }
         do { _ = try Capabilities.mask(capabilitiesKeep) } catch { throw ValidationError("--capabilities.keep: \(error)") }
+    }
+
+    func limits() throws -> ServerLimits {
+        var limits = ServerLimits()
+        guard maxRequests >= 0 else { throw ValidationError("--web.max-requests must be 0 (no limit) or more") }
+        guard maxConnections >= 1 else { throw ValidationError("--web.max-connections must be at least 1") }
+        limits.maxRequests = maxRequests
+        limits.maxConnections = maxConnections
+        limits.readTimeout = try duration(readTimeout, "--web.read-timeout")
+        limits.idleTimeout = try duration(idleTimeout, "--web.idle-timeout")
+        limits.writeTimeout = try duration(writeTimeout, "--web.write-timeout")
+        return limits
+    }
+
+    /// Prometheus's duration syntax, one unit: 500ms, 10s, 2m, 1h.
+    func duration(_ text: String, _ flag: String) throws -> TimeAmount {
+        for (suffix, unit) in [("ms", Int64(1_000_000)), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)] {
+            guard text.hasSuffix(suffix), let n = Int64(text.dropLast(suffix.count)), n > 0, n <= Int64.max / unit else { continue }
+            return .nanoseconds(n * unit)
+        }
+        throw ValidationError("\(flag): '\(text)' is not a positive duration like 500ms, 10s, 2m or 1h")
+    }
+
+    /// Who to become when started as root; nil stays uid 0.
+    func runAsIDs() throws -> (uid: UInt32, gid: UInt32)? {
+        guard let runAs else { return (65534, 65534) }
+        if runAs == "root" || runAs == "0" || runAs == "0:0" { return nil }
+        let parts = runAs.split(separator: ":", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), let uid = UInt32(parts[0]), let gid = UInt32(parts.last!), uid != 0, uid != UInt32.max,
+              gid != UInt32.max else {
+            throw ValidationError("--run-as: '\(runAs)' is not uid[:gid] (numbers, uid not 0) or root")
+        }
+        return (uid, gid)
     }
 
     func run() async throws {
@@ -61,6 +126,7 @@ struct Serve: AsyncParsableCommand {
     /// bind the listeners, then drop capabilities. Call it before anything has started another
     /// thread (capabilities are per thread; threads created afterwards inherit the reduced set).
     func prepare() throws -> Running {
+        Capabilities.prepareThreads()
         let level = Logger.Level(rawValue: logLevel)!
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -74,6 +140,14 @@ struct Serve: AsyncParsableCommand {
         var web = WebConfig()
         if let webConfigFile {
             do { web = try WebConfig.load(path: webConfigFile) } catch { throw FatalError(message: error.description) }
+        }
+        let limits = try self.limits()
+        raiseDescriptorLimit(needed: limits.maxConnections, logger: logger)
+        // Bound before attaching: an address in use or not on this host ends the start at once,
+        // not after every program is attached (and again at each systemd restart).
+        let server: HTTPServer
+        do { server = try HTTPServer.bind(addresses, web: web, limits: limits, logger: logger) } catch {
+            throw FatalError(message: error.description)
         }
 
         let session = try kernel.openSession()
@@ -93,29 +167,31 @@ struct Serve: AsyncParsableCommand {
             session.close()
             throw error
         }
+        // The listeners are bound and the web config read: nothing left needs root's files or ports.
+        var user = getuid() == 0 ? try runAsIDs() : nil
+        // uid 0 without CAP_SETUID (a container granted only BPF and PERFMON) cannot switch; asked
+        // for explicitly, that is an error (keepOnly says so), by default it stays uid 0
+        if runAs == nil, user != nil, Capabilities.effective & Capabilities.bit("setuid", "setgid") != Capabilities.bit("setuid", "setgid") {
+            logger.info("staying uid 0: no CAP_SETUID and CAP_SETGID to switch to uid 65534")
+            user = nil
+        }
         if var keep = try? Capabilities.mask(capabilitiesKeep) {
             if capabilitiesKeep == "auto" { keep |= Capabilities.needed(for: session) }
-            // ports below 1024 are bound after the drop, by the event loop thread
-            if addresses.contains(where: { $0.port < 1024 }) { keep |= Capabilities.bit("net_bind_service") }
-            do { try Capabilities.keepOnly(keep) } catch {
+            do { try Capabilities.keepOnly(keep, switchingTo: user) } catch {
                 collector.stop()
                 throw FatalError(message: error.message)
             }
-            logger.info("capabilities dropped", metadata: ["kept": "\(Capabilities.names(Capabilities.effective).joined(separator: ","))"])
+            logger.info("capabilities dropped", metadata: ["kept": "\(Capabilities.names(Capabilities.effective).joined(separator: ","))",
+                                                           "uid": "\(getuid())", "gid": "\(getgid())"])
         }
-        let server: HTTPServer
-        do {
-            try collector.start()
-            server = try HTTPServer.bind(addresses, web: web, logger: logger,
-                                         handler: Routes(collector: collector, telemetryPath: telemetryPath).handle)
-        } catch {
+        do { try collector.start() } catch {
             collector.stop()
-            if let error = error as? ServerError { throw FatalError(message: error.description) }
             throw error
         }
+        server.serve(Routes(collector: collector, telemetryPath: telemetryPath).handle)
         logger.info("serving metrics", metadata: [
             "listen": "\(server.boundAddresses.joined(separator: ","))", "path": "\(telemetryPath)",
-            "tls": "\(web.tls != nil)", "basic_auth": "\(!web.users.isEmpty)"])
+            "tls": "\(web.tls != nil)", "basic_auth": "\(web.auth != nil)"])
         return Running(collector: collector, server: server, logger: logger)
     }
 
@@ -132,6 +208,22 @@ struct Serve: AsyncParsableCommand {
             let group = ServiceGroup(configuration: .init(
                 services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
+        }
+    }
+
+    /// Go raises its soft descriptor limit to the hard one at start; Swift does not, and systemd's
+    /// soft default is 1024. Each connection is a descriptor.
+    private func raiseDescriptorLimit(needed connections: Int, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        // BPF programs, links and maps take about 100 descriptors
+        if limit.rlim_cur < rlim_t(connections + 128) {
+            logger.warning("the descriptor limit is below --web.max-connections plus what BPF needs: new connections may be refused",
+                           metadata: ["nofile": "\(limit.rlim_cur)", "max_connections": "\(connections)"])
         }
     }
 

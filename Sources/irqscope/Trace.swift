@@ -18,7 +18,8 @@ struct Trace: ParsableCommand {
 
     @OptionGroup var trace: TraceOptions
 
-    @Option(help: "Stop after this many seconds.")
+    // unconditional: "-1" is a value to refuse, not an unknown flag
+    @Option(parsing: .unconditional, help: "Stop after this many seconds.")
     var duration: Double?
 
     @Option(help: ArgumentHelp("Also write the raw event stream to FILE, for 'irqscope replay'.", valueName: "file"))
@@ -30,7 +31,7 @@ struct Trace: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
-        if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
+        if let duration, !(duration > 0 && duration.isFinite) { throw ValidationError("--duration must be a positive number of seconds") }
         if trace.pid != nil && !command.isEmpty { throw ValidationError("--pid and a command exclude each other") }
     }
 

@@ -80,10 +80,12 @@ extension Host {
         @Test(arguments: [
             ("unknown_key: 1\n", "unknown key 'unknown_key'"),
             ("basic_auth_users:\n  prom: plaintext\n", "not a bcrypt hash"),
-            ("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n", "TLS"),
+            ("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n", "cannot read certificate /nonexistent.crt: No such file"),
             ("tls_server_config:\n  cert_file: a\n", "needs cert_file and key_file"),
-            ("tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites:\n    - TLS_AES_128_GCM_SHA256\n",
-             "tls_server_config.cipher_suites is not supported"),
+            ("tls_server_config:\n  cert_file: a\n  key_file: b\n  prefer_server_cipher_suites: true\n",
+             "tls_server_config.prefer_server_cipher_suites is not supported"),
+            ("", "configures neither TLS nor basic auth"),
+            ("basic_auth_users:\n  prom: $2y$10$broken\n", "not a bcrypt hash"),
             ("http_server_config:\n  headers:\n    X-Frame-Options: deny\n", "http_server_config.headers is not supported"),
         ])
         func badWebConfigIsOneLine(yaml: String, mentions: String) throws {
@@ -93,6 +95,58 @@ extension Host {
             let r = try run([HostEnv.binary, "serve", "--web.config.file=\(dir)/web.yml", "--web.listen-address=127.0.0.1:\(freePort())"])
             #expect(r.status == 1)
             #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(mentions), "stderr: \(r.stderr)")
+        }
+
+        /// Each TLS file is named in its error; a key that belongs to another certificate is called that.
+        @Test func tlsErrorsNameTheFile() throws {
+            try makePKI()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            func start(_ yaml: String) throws -> Finished {
+                try yaml.write(toFile: dir + "/bad.yml", atomically: true, encoding: .utf8)
+                return try run([HostEnv.binary, "serve", "--web.config.file=\(dir)/bad.yml", "--web.listen-address=127.0.0.1:\(freePort())"])
+            }
+            let mismatch = try start("tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n")
+            #expect(mismatch.status == 1 && mismatch.stderr.contains("the private key in \(dir)/client.key does not belong to the certificate in \(dir)/server.crt"),
+                    "\(mismatch.stderr)")
+            let notPEM = try start("tls_server_config:\n  cert_file: san.ext\n  key_file: server.key\n")
+            #expect(notPEM.status == 1 && notPEM.stderr.contains("\(dir)/san.ext holds no PEM certificate"), "\(notPEM.stderr)")
+        }
+
+        /// A web config over 1 MiB is refused, not cut (the TLS and auth after the cut were lost).
+        @Test func anOversizedWebConfigIsRefused() throws {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let padding = String(repeating: "# padding\n", count: 110_000)
+            try (padding + "basic_auth_users:\n  prom: $2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n")
+                .write(toFile: dir + "/web.yml", atomically: true, encoding: .utf8)
+            let r = try run([HostEnv.binary, "serve", "--web.config.file=\(dir)/web.yml", "--web.listen-address=127.0.0.1:\(freePort())"])
+            #expect(r.status == 1 && r.stderr.contains("is larger than 1 MiB"), "\(r.stderr)")
+        }
+
+        /// TLS 1.2 without forward secrecy is refused by default; cipher_suites can name the suites.
+        @Test func tls12OffersOnlyForwardSecretSuites() throws {
+            try makePKI()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let (server, port) = try serveTLS()
+            defer { _ = server.stop() }
+            func handshake(_ cipher: String) throws -> Bool {
+                let r = try run(["/bin/sh", "-c", "echo | openssl s_client -connect 127.0.0.1:\(port) -tls1_2 -cipher \(cipher) -cert \(dir)/client.crt -key \(dir)/client.key 2>&1"], timeout: 20)
+                return r.stdout.contains("Cipher is \(cipher)")
+            }
+            #expect(try handshake("ECDHE-RSA-AES128-GCM-SHA256"))
+            #expect(try !handshake("AES128-GCM-SHA256"), "RSA key exchange (no forward secrecy) accepted")
+        }
+
+        /// /healthz answers without credentials: probes need no password; everything else does.
+        @Test func healthzNeedsNoPassword() throws {
+            try makePKI()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let (server, port) = try serveTLS()
+            defer { _ = server.stop() }
+            let r = try run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "--cacert", dir + "/ca.crt",
+                             "--cert", dir + "/client.crt", "--key", dir + "/client.key", "https://127.0.0.1:\(port)/healthz"])
+            #expect(r.stdout == "200")
+            #expect(try curl(port, ["--cert", dir + "/client.crt", "--key", dir + "/client.key"]).status == "401")
         }
 
         func serveTLS() throws -> (Running, Int) {

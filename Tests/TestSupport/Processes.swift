@@ -42,6 +42,7 @@ public final class Running: @unchecked Sendable {
     public var pid: Int32 { process.processIdentifier }
 
     public var stderrSoFar: String { lock.withLock { String(decoding: errData, as: UTF8.self) } }
+    public var stdoutSoFar: String { lock.withLock { String(decoding: outData, as: UTF8.self) } }
 
     public func wait(timeout: Double) -> Finished {
         let deadline = Date().addingTimeInterval(timeout)

@@ -7,8 +7,14 @@
  * effective and permitted sets of every thread of the process, clears their inheritable and
  * ambient sets, drops the rest of the bounding set and sets no_new_privs: the calling thread
  * directly, the others through a real-time signal (as libcap's psx does). Threads created later
- * inherit the result. Returns 0 or -errno. */
-int irqscope_keep_capabilities(uint64_t keep);
+ * inherit the result. With `uid` >= 0, every thread also switches to uid/gid (real, effective
+ * and saved; no supplementary groups) keeping `keep`. Returns 0 or -errno. */
+int irqscope_keep_capabilities(uint64_t keep, int64_t uid, int64_t gid);
+
+/* Threads inherit the signal mask of the thread that starts them, and a program its parent's
+ * (a test runner, a supervisor may block real-time signals): unblocks the signal
+ * irqscope_keep_capabilities sends, in the calling thread, so that threads it starts later take it. */
+void irqscope_unblock_drop_signal(void);
 
 /* The effective capability set of the calling thread. */
 uint64_t irqscope_effective_capabilities(void);
