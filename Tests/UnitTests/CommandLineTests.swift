@@ -6,7 +6,7 @@ import TestSupport
 /// Flags that used to be accepted and then misbehave (issue 14): refused before anything is
 /// attached, in one line, with the usage exit status. Runs the built binary; no BPF involved.
 @Suite struct CommandLineTests {
-    static let binary = packageRoot + "/.build/debug/irqscope"
+    static var binary: String { irqscopeBinary }
 
     @Test(arguments: [
         (["trace", "--duration", "nan"], "--duration must be a positive number"),
