@@ -52,6 +52,9 @@ public final class KernelSession: @unchecked Sendable {
     public init(options: Options = Options()) throws(KernelError) {
         try Self.preflight()
         LibbpfLog.install(verbose: options.libbpfDebug)
+        // where start-up time goes, reported: under emulation (the lab) it takes tens of seconds
+        let clock = ContinuousClock(), started = clock.now
+        var planning = Duration.zero, loading = Duration.zero, attaching = Duration.zero
         let facts = KernelFacts()
         let image = base64Decode(EmbeddedBPF.irqscope)
         let slots = Self.irqSlots()
@@ -62,6 +65,7 @@ public final class KernelSession: @unchecked Sendable {
         var rounds = 0
         while true {
             rounds += 1
+            let planned = clock.now
             let catalog = HookCatalog.families.filter { options.families?.contains($0.name) ?? true }
             let plan = AttachPlan(catalog: catalog, facts: facts, allowed: options.allowed, failed: failed,
                                   variants: ["irq_handler_exit": "__\(slots)"])
@@ -70,7 +74,10 @@ public final class KernelSession: @unchecked Sendable {
             try object.setMaxEntries(map: "irq_counts", slots * UInt32(cpus))
             if let bytes = options.ringBufferBytes { try object.setMaxEntries(map: "events", bytes) }
             _ = LibbpfLog.drain()
+            let loadStart = clock.now
+            planning += loadStart - planned
             let rc = object.load()
+            loading += clock.now - loadStart
             if rc != 0 {
                 let log = LibbpfLog.drain()
                 let culprits = Self.failedPrograms(in: log)
@@ -82,6 +89,7 @@ public final class KernelSession: @unchecked Sendable {
                 continue
             }
             var attachFailures = 0
+            let attachStart = clock.now
             for (hook, choice) in plan.choices.sorted(by: { $0.key < $1.key }) {
                 for program in choice.programs {
                     if case .failure(let err) = object.attach(program: program) {
@@ -91,6 +99,7 @@ public final class KernelSession: @unchecked Sendable {
                     }
                 }
             }
+            attaching += clock.now - attachStart
             if attachFailures > 0 && rounds <= 64 {
                 object.close()
                 continue
@@ -110,12 +119,20 @@ public final class KernelSession: @unchecked Sendable {
                 .init(name: "fentry/fexit", value: facts.trampolines.detail),
                 .init(name: "kprobes", value: facts.kprobes.detail),
                 .init(name: "irq slots", value: "\(slots) (irqs above \(slots - 1) are counted as untracked)"),
+                .init(name: "start-up", value: "\(Self.seconds(clock.now - started)) s in \(rounds) round\(rounds == 1 ? "" : "s"): "
+                      + "planning \(Self.seconds(planning)) s, loading (verifier) \(Self.seconds(loading)) s, attaching \(Self.seconds(attaching)) s"),
             ])
             return
         }
     }
 
     deinit { close() }
+
+    static func seconds(_ d: Duration) -> String {
+        let (s, atto) = d.components
+        let hundredths = Int((Double(s) + Double(atto) / 1e18) * 100 + 0.5)
+        return "\(hundredths / 100)." + (hundredths % 100 < 10 ? "0" : "") + "\(hundredths % 100)"
+    }
 
     /// Stops the event stream, detaches every link and frees the object.
     public func close() {

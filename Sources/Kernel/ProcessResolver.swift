@@ -12,10 +12,12 @@ public struct ProcessResolver: Sendable {
     public func alive(_ tgid: UInt32) -> Bool { fileExists("\(root)proc/\(tgid)") }
 
     /// Whether the process has a VFIO group or device open: a VMM, before its first VFIO call
-    /// returns (what that call does inside the kernel is reported first).
+    /// returns (what that call does inside the kernel is reported first). Matched anywhere in the
+    /// link: a VMM in a chroot shows its /dev from our root (/srv/root/dev/vfio/7), one in another
+    /// mount namespace from its devtmpfs mount (/vfio/7).
     public func holdsVFIO(_ tgid: UInt32) -> Bool {
         let fd = "\(root)proc/\(tgid)/fd"
-        return listDirectory(fd).contains { (readLink("\(fd)/\($0)") ?? "").hasPrefix("/dev/vfio/") }
+        return listDirectory(fd).contains { (readLink("\(fd)/\($0)") ?? "").contains("/vfio/") }
     }
 
     public func identify(_ tgid: UInt32, comm fallback: String) -> ProcessIdentity {

@@ -71,8 +71,8 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         guard telemetryPath.hasPrefix("/") else { throw ValidationError("--web.telemetry-path must start with '/'") }
-        guard telemetryPath != "/" && telemetryPath != "/healthz" && !telemetryPath.contains("?") else {
-            throw ValidationError("--web.telemetry-path \(telemetryPath) would hide another page (/ is the landing page, /healthz the health check)")
+        guard !["/", "/healthz", "/probes"].contains(telemetryPath) && !telemetryPath.contains("?") else {
+            throw ValidationError("--web.telemetry-path \(telemetryPath) would hide another page (/ is the landing page, /healthz the health check, /probes the probe report)")
         }
         _ = try limits()
         _ = try runAsIDs()
@@ -188,7 +188,8 @@ struct Serve: AsyncParsableCommand {
             collector.stop()
             throw error
         }
-        server.serve(Routes(collector: collector, telemetryPath: telemetryPath).handle)
+        server.serve(Routes(collector: collector, telemetryPath: telemetryPath,
+                            probes: DoctorReport.json(session.report, coreFamily: KernelSession.coreFamily).text + "\n").handle)
         logger.info("serving metrics", metadata: [
             "listen": "\(server.boundAddresses.joined(separator: ","))", "path": "\(telemetryPath)",
             "tls": "\(web.tls != nil)", "basic_auth": "\(web.auth != nil)"])
@@ -257,10 +258,13 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// `/`, `/healthz` and the telemetry path.
+/// `/`, `/healthz`, `/probes` and the telemetry path.
 struct Routes: Sendable {
     let collector: Collector
     let telemetryPath: String
+    /// What this exporter attached and what not, as `irqscope doctor --json` prints it: doctor
+    /// would attach everything a second time to say what the running exporter already knows.
+    let probes: String
 
     func handle(_ request: HTTPRequest) -> HTTPResponse {
         guard request.method == "GET" || request.method == "HEAD" else {
@@ -276,14 +280,16 @@ struct Routes: Sendable {
             }
         case "/healthz":
             return HTTPResponse(status: 200, contentType: "text/plain; charset=utf-8", body: "ok\n")
+        case "/probes":
+            return HTTPResponse(status: 200, contentType: "application/json", body: probes)
         case "/":
             return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: """
                 <!DOCTYPE html>
                 <html><head><title>irqscope</title></head>
                 <body><h1>irqscope</h1>
                 <p>Interrupts, MSI-X vectors, IRTEs and CPU vectors on this hypervisor.</p>
-                <ul><li><a href="\(telemetryPath)">Metrics</a></li><li><a href="/healthz">Health</a></li></ul>
-                <p>Probe status: run <code>irqscope doctor</code> on this host.</p>
+                <ul><li><a href="\(telemetryPath)">Metrics</a></li><li><a href="/probes">Probes</a> (as <code>irqscope doctor --json</code>)</li>
+                <li><a href="/healthz">Health</a></li></ul>
                 </body></html>
 
                 """)

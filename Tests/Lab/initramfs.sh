@@ -26,7 +26,7 @@ done
 
 # per target module, its dependency chain in load order (deps/<target>); .ko.xz / .ko.zst inflated
 mkdir -p "$work/lib/modules/deps"
-for target in nvme e1000e virtio_net vfio-pci; do
+for target in nvme e1000e virtio_net vfio-pci ${LAB_EXTRA_MODULES:-}; do
     extra=""
     [ "$target" = virtio_net ] && extra=virtio_pci        # a module on 6.1, built in on 6.12
     [ "$target" = vfio-pci ] && extra=vfio_iommu_type1    # a soft dependency

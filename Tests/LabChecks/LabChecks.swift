@@ -42,6 +42,16 @@ public enum LabChecks {
         let serveLog = try String(contentsOfFile: dir + "/\(name).serve.log", encoding: .utf8)
         #expect(serveLog.contains("capabilities dropped"), "\(name): no capability drop logged")
         if kprobes { try attachedOnlyWith(dir + "/\(name).doctor.json", mechanisms: ["kprobe", "kretprobe", "tp_btf"]) }
+        // `irqscope doctor`, run while the exporter served, attached what the exporter reports on /probes
+        if FileManager.default.fileExists(atPath: dir + "/\(name).cli-doctor.json") {
+            let cli = try hooks(dir + "/\(name).cli-doctor.json"), served = try hooks(dir + "/\(name).doctor.json")
+            #expect(cli.count >= 20 && Set(cli.keys) == Set(served.keys), "doctor's hooks \(cli.keys.sorted()), /probes' \(served.keys.sorted())")
+            for (hook, h) in cli {
+                let s = served[hook] ?? [:]
+                #expect(h["state"] as? String == s["state"] as? String && h["mechanism"] as? String == s["mechanism"] as? String,
+                        "\(hook): doctor \(h), /probes \(s)")
+            }
+        }
     }
 
     // MARK: - Tracepoints only (a kernel without fentry and kprobes)

@@ -75,8 +75,13 @@ import Testing
         try FileManager.default.createSymbolicLink(atPath: "\(root)/proc/300/fd/0", withDestinationPath: "/dev/null")
         try FileManager.default.createSymbolicLink(atPath: "\(root)/proc/300/fd/12", withDestinationPath: "/dev/vfio/7")
         try FileManager.default.createSymbolicLink(atPath: "\(root)/proc/301/fd/3", withDestinationPath: "/dev/vfio-not")
+        // the lab's QEMU runs in a chroot: its group seen from our root
+        try process(303, cmdline: ["qemu-system-x86_64", "-name", "guest=chrooted"])
+        try FileManager.default.createDirectory(atPath: "\(root)/proc/303/fd", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/proc/303/fd/9", withDestinationPath: "/vmm/root/dev/vfio/3")
         let resolver = ProcessResolver(root: root)
         #expect(resolver.holdsVFIO(300))
+        #expect(resolver.holdsVFIO(303))
         #expect(!resolver.holdsVFIO(301))
         #expect(!resolver.holdsVFIO(302))
     }

@@ -34,19 +34,33 @@ real_vmm() { # real_vmm QEMU_NAME
     [ "$(basename "$(readlink /sys/bus/pci/devices/$dev/driver)")" = vfio-pci ] || { log "$dev not bound to vfio-pci"; return 1; }
     for d in dev proc sys tmp results; do mkdir -p $root/$d; mount --bind /$d $root/$d; done
     mkfifo /tmp/inner.in /tmp/inner.out
-    (cat /tmp/inner.out | tee $R/realvmm.console > /dev/console) &
+    (cat /tmp/inner.out | tee $R/realvmm.console | grep -E "^inner|panic|BUG|fault|Power down" > /dev/console) &
     CAT=$!
     exec 3<>/tmp/inner.in
     progress "$dev bound to vfio-pci; starting irqscope"
+    [ -f /vmm/heartbeat ] && (while sleep 3; do echo "hb $(cut -d' ' -f1 /proc/uptime) $(cat /proc/loadavg)"; top -b -n1 | sed -n '5,9p'; done > /dev/console) &
     start_irqscope realvmm || return 1
     inner_cpu=$(cat /vmm/inner-cpu 2>/dev/null || echo max)
-    # QEMU as the lab's VMM: TCG, one vCPU, the passed-through NIC as its only added PCI device
-    set -- chroot $root /usr/bin/qemu-system-x86_64 -name guest=$g -machine q35 -accel tcg -cpu $inner_cpu \
+    accel=$(cat /vmm/inner-accel 2>/dev/null || echo tcg)
+    if [ "$accel" = kvm ]; then
+        load kvm_amd
+        [ -c /dev/kvm ] || { log "no /dev/kvm after loading kvm_amd: $(dmesg | grep -iE 'kvm|svm' | tail -3)"; return 1; }
+        # KVM's own count of what reached the guest: each MSI it was handed (kvm_msi_set_irq) and
+        # each interrupt it injected into the vCPU (kvm_inj_virq); an MSI whose vector is still
+        # pending in the guest's APIC merges into it and is never injected on its own
+        tr=/sys/kernel/tracing
+        echo 0 > $tr/tracing_on; echo > $tr/trace; echo 4096 > $tr/buffer_size_kb
+        echo 1 > $tr/events/kvm/kvm_msi_set_irq/enable
+        echo 1 > $tr/events/kvm/kvm_inj_virq/enable
+        echo 1 > $tr/tracing_on
+    fi
+    # QEMU as the lab's VMM: KVM (the lab guest's CPU emulates AMD SVM) or TCG, one vCPU, the passed-through NIC as its only added PCI device
+    set -- chroot $root /usr/bin/qemu-system-x86_64 -name guest=$g -machine q35 -accel $accel -cpu $inner_cpu \
         -m 512 -smp 1 -nodefaults -display none -no-reboot -monitor none \
-        -serial pipe:/tmp/inner -pidfile /results/realvmm.qemu.pid \
+        -serial pipe:/tmp/inner -pidfile /tmp/qemu.pid \
         -device vfio-pci,host=$dev,rombar=0 \
         -kernel /inner/vmlinuz -initrd /inner/initrd.cpio \
-        -append "console=ttyS0 quiet panic=-1 $(cat /vmm/inner-append 2>/dev/null)" \
+        -append "console=ttyS0 panic=-1 $(cat /vmm/inner-append 2>/dev/null)" \
         -trace 'vfio_msi*' -trace 'vfio_intx*' -D /results/realvmm.qemu-trace.log
     echo "$*" > $R/realvmm.qemu.cmdline
     t1=$(cut -d' ' -f1 /proc/uptime)
@@ -57,7 +71,8 @@ real_vmm() { # real_vmm QEMU_NAME
         > $R/realvmm.trace.json 2> $R/realvmm.trace.err &
     T=$!
     progress "started $q"
-    wait_line $R/realvmm.qemu.pid . 120 || log "QEMU wrote no pid file"
+    # (QEMU removes its pid file when it exits: the checks get a copy)
+    wait_line /tmp/qemu.pid . 120 && cp /tmp/qemu.pid $R/realvmm.qemu.pid || log "QEMU wrote no pid file"
     wait_line $R/realvmm.console "inner: init" 900 $T; t2=$(cut -d' ' -f1 /proc/uptime)
     if wait_line $R/realvmm.console inner-truth 600 $T; then
         t3=$(cut -d' ' -f1 /proc/uptime)
@@ -76,16 +91,24 @@ real_vmm() { # real_vmm QEMU_NAME
     wait $T
     echo "exit=$?" >> $R/realvmm.trace.err
     t4=$(cut -d' ' -f1 /proc/uptime)
+    [ "$accel" = kvm ] && { echo 0 > $tr/tracing_on; grep -E 'kvm_msi_set_irq|kvm_inj_virq' $tr/trace > $R/realvmm.kvm-trace; }
     progress "QEMU exited: $(tail -2 $R/realvmm.trace.err | tr '\n' ' ')"
     sleep 1
     truth realvmm-after $dev
     scrape realvmm-after.metrics
+    progress "scraped after QEMU's exit"
     irqscope replay $R/realvmm.trace.rec > $R/realvmm.replay.txt 2>&1
     echo "exit=$?" >> $R/realvmm.replay.txt
+    progress "replayed"
     stop_irqscope realvmm
+    progress "irqscope stopped"
     exec 3>&-
     kill $CAT 2>/dev/null
-    for d in results tmp sys proc dev; do umount $root/$d; done
+    progress "console reader stopped"
+    for d in results tmp sys proc dev; do timeout 20 umount $root/$d || timeout 20 umount -l $root/$d || log "umount $root/$d failed"; done
+    progress "unmounted"
     echo "setup=$t0 qemu_start=$t1 inner_init=$t2 inner_truth=$t3 qemu_exit=$t4" > $R/realvmm.timings
-    awk -v s=$t1 '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[2] != "-" && kv[1] != "setup" && kv[1] != "qemu_start") printf "%s_after_qemu_start=%.1f ", kv[1], kv[2] - s } print "" }' $R/realvmm.timings >> $R/realvmm.timings
+    # (read whole before appending: awk reading the file it appends to never ends)
+    since=$(awk -v s=$t1 '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[2] != "-" && kv[1] != "setup" && kv[1] != "qemu_start") printf "%s_after_qemu_start=%.1f ", kv[1], kv[2] - s } }' $R/realvmm.timings)
+    echo "$since" >> $R/realvmm.timings
 }

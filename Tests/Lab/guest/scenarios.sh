@@ -27,22 +27,25 @@ wait_for() { # wait_for SECONDS COMMAND...
     return 1
 }
 
-# start_irqscope NAME [irqscope flags]: an exporter recording to NAME.rec, then (unless
-# NO_DOCTOR=1: a doctor run costs a TCG guest as much as a third of a scenario) NAME.doctor.json
+# start_irqscope NAME [irqscope flags]: an exporter recording to NAME.rec; what it attached (its
+# /probes, doctor's JSON) to NAME.doctor.json. With DOCTOR=1, `irqscope doctor --json` too, to
+# NAME.cli-doctor.json: a doctor run attaches everything again, which costs a TCG guest 20-90 s,
+# so once per kernel (hostdrivers), where the checks compare it with the exporter's report.
 start_irqscope() {
     name=$1; shift
-    no_doctor=${NO_DOCTOR:-0}; NO_DOCTOR=0    # ash may keep a prefix assignment after the call
+    doctor=${DOCTOR:-0}; DOCTOR=0    # ash may keep a prefix assignment after the call
     t0=$(uptime_s)
     irqscope serve --web.listen-address=127.0.0.1:$PORT --record $R/$name.rec "$@" > $R/$name.serve.log 2>&1 &
     IRQSCOPE_PID=$!
-    wait_for 120 wget -q -O /dev/null $URL/healthz || { log "irqscope did not start"; cat $R/$name.serve.log; return 1; }
+    wait_for 120 timeout 10 wget -q -O /dev/null $URL/healthz || { log "irqscope did not start"; cat $R/$name.serve.log; return 1; }
     t1=$(uptime_s)
-    [ "$no_doctor" = 1 ] || irqscope doctor --json "$@" > $R/$name.doctor.json 2>$R/$name.doctor.err
+    timeout 60 wget -q -O $R/$name.doctor.json $URL/probes || log "no /probes from $name"
+    [ "$doctor" = 1 ] && irqscope doctor --json "$@" > $R/$name.cli-doctor.json 2>$R/$name.doctor.err
     echo "  $name: serve ready after $(echo "$t1 $t0" | awk '{print $1 - $2}') s, doctor took $(echo "$(uptime_s) $t1" | awk '{print $1 - $2}') s" >> $R/timings
 }
 
 scrape() { # scrape FILE: metrics, then promtool's verdict on them
-    wget -q -O $R/$1 $URL/metrics
+    timeout 60 wget -q -O $R/$1 $URL/metrics || log "scrape $1 failed"
     promtool check metrics < $R/$1 > $R/$1.promtool 2>&1
     echo "exit=$?" >> $R/$1.promtool
 }
@@ -84,6 +87,7 @@ NVME=0000:00:04.0 E1000E=0000:00:05.0 ALPHA=0000:00:06.0 SPARE=0000:00:0e.0 VIRT
 host_drivers() { # host_drivers NAME [irqscope flags]
     name=$1; shift
     for bdf in $ALPHA $SPARE; do echo vfio-pci > /sys/bus/pci/devices/$bdf/driver_override; done
+    [ "$name" = hostdrivers ] && DOCTOR=1
     start_irqscope $name "$@" || return 1
     load nvme
     load e1000e
@@ -131,11 +135,11 @@ guests() {
     echo vfio-pci > /sys/bus/pci/devices/$ALPHA/driver_override
     echo vfio-pci > /sys/bus/pci/devices/$E1000E/driver_override
     load vfio-pci
-    NO_DOCTOR=1 start_irqscope guests || return 1
+    start_irqscope guests || return 1
     # a second exporter with a ring buffer of one page: it must count what it drops
     irqscope serve --web.listen-address=127.0.0.1:10342 --debug.ring-buffer-bytes=4096 > $R/guests.drops.serve.log 2>&1 &
     DROPS=$!
-    wait_for 120 wget -q -O /dev/null http://127.0.0.1:10342/healthz || log "the small-ring exporter did not start"
+    wait_for 120 timeout 10 wget -q -O /dev/null http://127.0.0.1:10342/healthz || log "the small-ring exporter did not start"
     load e1000e IntMode=0
     netdev_up $SPARE
     sleep 1
@@ -151,7 +155,7 @@ guests() {
     line=$(cat /sys/bus/pci/devices/$ALPHA/irq)
     echo "line=$line shared_with=$SPARE $(tr '\n' ' ' < /proc/irq/$line/spurious)" > $R/guests.line
     scrape guests.metrics
-    wget -q -O $R/guests.drops.metrics http://127.0.0.1:10342/metrics
+    timeout 60 wget -q -O $R/guests.drops.metrics http://127.0.0.1:10342/metrics
     kill -TERM $DROPS; wait $DROPS
     kill -USR1 $A $B
     wait $A; echo "exit=$?" >> $R/guests.alpha.log
@@ -164,7 +168,7 @@ guests() {
 # Issue 5: 'irqscope trace --json -- VMM' around a VFIO guest, an exporter serving the same run.
 trace_vmm() {
     load vfio-pci
-    NO_DOCTOR=1 start_irqscope trace || return 1
+    start_irqscope trace || return 1
     # the exporter started above records to trace.rec: the trace's own recording is trace-cli.rec
     irqscope trace --json --record $R/trace-cli.rec -- \
         sh -c "vmm -name guest=gamma --device $ALPHA --bind --raise 1 --hold 4 > $R/trace.vmm.log 2>&1" \
@@ -183,7 +187,7 @@ trace_vmm() {
 # Scenario 3: on one CPU, a VMM enables vectors of a 400-vector nvme until the host runs out.
 exhaustion() {
     load vfio-pci
-    NO_DOCTOR=1 start_irqscope exhaustion || return 1
+    start_irqscope exhaustion || return 1
     vmm -name guest=hog --device $NVME --bind --vectors 400 --failures 3 --batches --hold 120 > $R/exhaustion.vmm.log 2>&1 &
     VMM=$!
     wait_for 600 grep -q READY $R/exhaustion.vmm.log || { log "vmm never ready"; tail $R/exhaustion.vmm.log; }
