@@ -8,8 +8,8 @@ DEBIAN_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool prometheus curl util
 	debootstrap binutils
 LAB_RESULTS ?= .lab/results
 # 'make lab' filters, empty for everything: KERNELS="6.1 7.3" (5.10 6.1 6.12 6.18 7.x), SCENARIOS="main guests"
-# (boots: main guests kprobe exhaustion), VMMS (the real-VMM boots, Tests/Lab/realvmm-boot.sh: opt-in,
-# VMMS=all or e.g. VMMS=qemu7.2; not yet part of 'make test')
+# (boots: main guests kprobe exhaustion), VMMS (the real-VMM cells, Tests/Lab/realvmm-boot.sh: all, none or
+# QEMU names such as qemu7.2; empty: all, or none when SCENARIOS names boots)
 KERNELS ?=
 SCENARIOS ?=
 VMMS ?=

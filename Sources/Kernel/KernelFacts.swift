@@ -28,6 +28,8 @@ final class KernelFacts {
     private let vmlinuxBTF: OpaquePointer?
     private var moduleBTF: [String: OpaquePointer?] = [:]
     private(set) lazy var kallsyms: Set<String> = readKallsyms()
+    /// How long reading /proc/kallsyms took, once it was read (for the start-up report).
+    private(set) var kallsymsTime: Duration?
     let btf: Availability
     private(set) var trampolines: Availability = .unavailable(short: "not probed", detail: "not probed")
     let kprobes: Availability
@@ -130,6 +132,8 @@ final class KernelFacts {
     }
 
     private func readKallsyms() -> Set<String> {
+        let clock = ContinuousClock(), start = clock.now
+        defer { kallsymsTime = clock.now - start }
         var names = Set<String>()
         guard let text = readFile("/proc/kallsyms", limit: 64 << 20) else { return names }
         for line in text.split(separator: "\n") {

@@ -1,9 +1,9 @@
 # shellcheck shell=bash
 # realvmm-boot.sh, sourced by run-lab.sh and stability.sh (issue 10, real VMMs): the lab guest
-# runs Debian's real QEMU (TCG), which boots a Debian 6.12 guest whose own e1000e driver owns the
-# lab guest's e1000e through vfio-pci. Defines
+# runs Debian's real QEMU (KVM, on the SVM that the lab's TCG emulates), which boots a Debian
+# 6.12 guest whose own e1000e driver owns the lab guest's e1000e through vfio-pci. Defines
 #   realvmm_boots KERNEL_SHORT KERNEL_ROOT VERSION VMLINUZ
-# which, per QEMU in IRQSCOPE_LAB_VMMS (default: those the matrix below gives that kernel),
+# which, per QEMU realvmm_wanted gives that kernel (IRQSCOPE_LAB_VMMS),
 # packs that QEMU (binary, its libraries, firmware: a root of its own, chrooted into in the lab
 # guest) and the inner guest into the lab initramfs, boots the lab guest, and unpacks its results
 # to $out/<kernel>/realvmm-<qemu>/. QEMUs come from Debian's archive only:
@@ -177,12 +177,19 @@ realvmm_boot() {
     fi
 }
 
+# realvmm_wanted KERNEL_SHORT: the QEMUs to run on that kernel. IRQSCOPE_LAB_VMMS: "all" (the
+# matrix of realvmm_default), "none", or QEMU names (run on every kernel selected).
+realvmm_wanted() {
+    case ${IRQSCOPE_LAB_VMMS:-none} in
+        none) ;;
+        all) realvmm_default "$1" ;;
+        *) echo "$IRQSCOPE_LAB_VMMS" ;;
+    esac
+}
+
 realvmm_boots() { # realvmm_boots KERNEL_SHORT KERNEL_ROOT VERSION VMLINUZ
-    local short=$1 root=$2 version=$3 vmlinuz=$4 q
-    # opt-in (VMMS=all, or QEMU names) until these runs are fast and proven stable: under a loaded
-    # host a nested run took 15-25 min and none has completed its checks yet
-    local vmms=${IRQSCOPE_LAB_VMMS:-}
-    [ "$vmms" = all ] && vmms=$(realvmm_default "$short")
+    local short=$1 root=$2 version=$3 vmlinuz=$4 q vmms
+    vmms=$(realvmm_wanted "$short")
     [ -n "$vmms" ] || return 0
     : "${out:?}" "${irqscope:?}"
     cache=${cache:-${IRQSCOPE_LAB_CACHE:-/var/cache/irqscope-lab}}

@@ -7,7 +7,9 @@
 #
 # KERNELS (or IRQSCOPE_LAB_KERNELS): short names to boot, e.g. "6.1 7.3" (7.x: the newest 7);
 #   empty: all. BOOTS (or IRQSCOPE_LAB_SCENARIOS): boot names, e.g. "main guests"; empty: all.
-# IRQSCOPE_LAB_VMMS: passed on to the real-VMM boots (Tests/Lab/realvmm-boot.sh, below).
+# IRQSCOPE_LAB_VMMS: the real-VMM cells (Tests/Lab/realvmm-boot.sh): "all" (its matrix: QEMU 7.2
+#   on 6.1 and 6.12, QEMU 10 on 6.12 and 7.x), "none", or QEMU names, e.g. "qemu7.2"; empty: all
+#   when no BOOTS are named, none otherwise.
 # IRQSCOPE_LAB_JOBS: lab VMs run at once (default 1). Two at a time took 1.8-1.9x less wall time
 #   on 2 cores, but one 6.12 guests boot under a loaded host then stalled for 15 min (a vCPU never
 #   ran again, soft lockups in the guest): until that is understood, one at a time.
@@ -18,7 +20,10 @@ top=$(cd "$here/../.." && pwd)
 out=${1:?usage: run-lab.sh OUTDIR [KERNELS [BOOTS]]}
 kernels=${2:-${IRQSCOPE_LAB_KERNELS:-}}
 boots_wanted=${3:-${IRQSCOPE_LAB_SCENARIOS:-}}
-export IRQSCOPE_LAB_VMMS=${IRQSCOPE_LAB_VMMS:-}
+if [ -z "${IRQSCOPE_LAB_VMMS:-}" ]; then
+    if [ -z "$boots_wanted" ]; then IRQSCOPE_LAB_VMMS=all; else IRQSCOPE_LAB_VMMS=none; fi
+fi
+export IRQSCOPE_LAB_VMMS
 jobs=${IRQSCOPE_LAB_JOBS:-1}
 cache=${IRQSCOPE_LAB_CACHE:-/var/cache/irqscope-lab}
 irqscope=${IRQSCOPE_BIN:-$top/.build/release/irqscope}
@@ -120,10 +125,16 @@ for spec in $all_boots; do
         echo "$short $version $vmlinuz $work/initramfs-$short.cpio $name $smp $scenarios" >> "$work/queue"
     done < "$work/kernels"
 done
+# shellcheck source=realvmm-boot.sh
+. "$here/realvmm-boot.sh"
 # the plan, for Tests/LabTests: a boot planned here and without results fails there
 {
-    if [ -z "$kernels" ] && [ -z "$boots_wanted" ]; then echo "# full matrix"; else echo "# KERNELS=$kernels BOOTS=$boots_wanted"; fi
+    if [ -z "$kernels" ] && [ -z "$boots_wanted" ] && [ "$IRQSCOPE_LAB_VMMS" = all ]; then echo "# full matrix"
+    else echo "# KERNELS=$kernels BOOTS=$boots_wanted VMMS=$IRQSCOPE_LAB_VMMS"; fi
     while read -r short _ _ _ name _; do echo "$short $name $(iommu "$short" "$name")"; done < "$work/queue"
+    while read -r short _; do
+        for q in $(realvmm_wanted "$short"); do echo "$short realvmm-$q intel"; done
+    done < "$work/kernels"
 } > "$out/plan"
 running=0
 while read -r short version vmlinuz initrd name smp scenarios; do
@@ -133,21 +144,11 @@ while read -r short version vmlinuz initrd name smp scenarios; do
 done < "$work/queue"
 wait
 
-# ---- Real-VMM boots (VMMS) ------------------------------------------------------------------
-# Tests/Lab/realvmm-boot.sh, where present, defines realvmm_boots SHORT ROOT VERSION VMLINUZ: it is
-# called once per kernel, after all the normal boots above, one kernel at a time. It may use
-# $out, $work, $here, $irqscope, $work/vmm, IRQSCOPE_LAB_VMMS and boot(); it writes its results
-# to $out/SHORT/<its boot>/ with a boot-seconds file, so the summary below lists them.
-if [ -f "$here/realvmm-boot.sh" ]; then
-    # shellcheck source=/dev/null
-    . "$here/realvmm-boot.sh"
-fi
-if declare -F realvmm_boots >/dev/null; then
-    while read -r short package version root vmlinuz; do
-        realvmm_boots "$short" "$root" "$version" "$vmlinuz"
-    done < "$work/kernels"
-fi
-# -----------------------------------------------------------------------------------------------
+# The real-VMM cells (Tests/Lab/realvmm-boot.sh), after the normal boots, one at a time; each
+# writes $out/SHORT/realvmm-QEMU/ with a boot-seconds file, so the summary below lists them.
+while read -r short package version root vmlinuz; do
+    realvmm_boots "$short" "$root" "$version" "$vmlinuz"
+done < "$work/kernels"
 
 # Summary: seconds per boot (wall clock, under whatever else the machine was running)
 {

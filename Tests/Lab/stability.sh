@@ -5,7 +5,6 @@
 # printed its ground truth and powered off, QEMU exited 0, no oops/panic/double fault at either
 # level. Results of run i go to OUTDIR/run-i/<kernel>/realvmm-<qemu>/ (OUTDIR/<kernel>/... when
 # RUNS is 1, as run-lab.sh lays them out); the summary to OUTDIR/stability.txt.
-# Nested TCG is slow and CPU-bound: run it when the machine is otherwise idle (see uptime).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -18,14 +17,12 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # shellcheck source=realvmm-boot.sh
 source "$here/realvmm-boot.sh"
-line=$("$here/kernels.sh" | awk -v k="$kernel" 'index($2, k ".") == 1' | tail -1)
+line=$("$here/kernels.sh" "$kernel" | awk -v k="$kernel" '$1 == k' | tail -1)
 [ -n "$line" ] || { echo "lab: no kernel $kernel in kernels.sh's list" >&2; exit 1; }
-read -r _ version root <<< "$line"
-vmlinuz=$root/boot/vmlinuz-$version
-[ -f "$vmlinuz" ] || vmlinuz=$root/usr/lib/modules/$version/vmlinuz
+read -r _ _ version root vmlinuz <<< "$line"
 mkdir -p "$outdir"
 summary=$outdir/stability.txt
-echo "cell kernel=$kernel ($version) qemu=$qemu outer_cpu=$REALVMM_OUTER_CPU outer_accel=$REALVMM_OUTER_ACCEL inner_cpu=$REALVMM_INNER_CPU load_before=$(cut -d' ' -f1-3 /proc/loadavg)" > "$summary"
+echo "cell kernel=$kernel ($version) qemu=$qemu outer_cpu=$REALVMM_OUTER_CPU outer_smp=$REALVMM_OUTER_SMP outer_accel=$REALVMM_OUTER_ACCEL inner_cpu=$REALVMM_INNER_CPU inner_accel=$REALVMM_INNER_ACCEL load_before=$(cut -d' ' -f1-3 /proc/loadavg)" > "$summary"
 clean=0
 for i in $(seq 1 "$runs"); do
     if [ "$runs" = 1 ]; then out=$outdir; else out=$outdir/run-$i; fi

@@ -97,5 +97,9 @@ struct LabTests {
             (try? String(contentsOfFile: "\(labResults)/\($0.kernel)/\($0.boot)/iommu", encoding: .utf8))?.hasPrefix("amd") == true
         }.map(\.kernel))
         #expect(amd.count >= 2, "AMD interrupt remapping ran on \(amd.sorted())")
+        // Debian's QEMU 7.2 on 6.1 and 6.12, QEMU 10 on 6.12 and the newest 7.x
+        let real = Set(LabPlan.boots.filter { $0.boot.hasPrefix("realvmm-") }.map { "\($0.kernel.hasPrefix("7.") ? "7.x" : $0.kernel)/\($0.boot)" })
+        #expect(real.isSuperset(of: ["6.1/realvmm-qemu7.2", "6.12/realvmm-qemu7.2", "6.12/realvmm-qemu10", "7.x/realvmm-qemu10"]),
+                "real-VMM cells planned: \(real.sorted())")
     }
 }

@@ -4,19 +4,11 @@ import Testing
 import TestSupport
 
 /// Issue 10: real QEMUs (Tests/Lab/realvmm-boot.sh) booting a real guest through vfio-pci in
-/// the lab guest; one case per (kernel, QEMU) cell the lab run produced.
-let realVMMCells: [String] = {
-    let fm = FileManager.default
-    var found: [String] = []
-    for kernel in (try? fm.contentsOfDirectory(atPath: labResults)) ?? [] {
-        for boot in (try? fm.contentsOfDirectory(atPath: "\(labResults)/\(kernel)")) ?? [] where boot.hasPrefix("realvmm-") {
-            found.append("\(kernel)/\(boot)")
-        }
-    }
-    return found.sorted()
-}()
+/// the lab guest; one case per (kernel, QEMU) cell the lab planned, so a planned cell without
+/// results fails.
+let realVMMCells: [String] = LabPlan.boots.filter { $0.boot.hasPrefix("realvmm-") }.map { "\($0.kernel)/\($0.boot)" }
 
-@Suite(.enabled(if: !realVMMCells.isEmpty, "no realvmm-* results under \(labResults): the real-VMM boots are opt-in (make lab VMMS=all) until they are fast and stable"))
+@Suite(.enabled(if: !realVMMCells.isEmpty, "no real-VMM cells planned in \(labResults) (make lab with VMMS=none or SCENARIOS without VMMS)"))
 struct RealVMMTests {
     @Test(arguments: realVMMCells) func realQEMUBootingAGuestThroughVFIO(cell: String) throws {
         let qemu = String(cell.split(separator: "/").last!.dropFirst("realvmm-".count))

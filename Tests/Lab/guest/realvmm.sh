@@ -34,7 +34,7 @@ real_vmm() { # real_vmm QEMU_NAME
     [ "$(basename "$(readlink /sys/bus/pci/devices/$dev/driver)")" = vfio-pci ] || { log "$dev not bound to vfio-pci"; return 1; }
     for d in dev proc sys tmp results; do mkdir -p $root/$d; mount --bind /$d $root/$d; done
     mkfifo /tmp/inner.in /tmp/inner.out
-    (cat /tmp/inner.out | tee $R/realvmm.console | grep -E "^inner|panic|BUG|fault|Power down" > /dev/console) &
+    (cat /tmp/inner.out | tee $R/realvmm.console | grep -E "^inner|Kernel panic|Oops|BUG:|double fault|Power down" > /dev/console) &
     CAT=$!
     exec 3<>/tmp/inner.in
     progress "$dev bound to vfio-pci; starting irqscope"
@@ -60,7 +60,7 @@ real_vmm() { # real_vmm QEMU_NAME
         -serial pipe:/tmp/inner -pidfile /tmp/qemu.pid \
         -device vfio-pci,host=$dev,rombar=0 \
         -kernel /inner/vmlinuz -initrd /inner/initrd.cpio \
-        -append "console=ttyS0 panic=-1 $(cat /vmm/inner-append 2>/dev/null)" \
+        -append "console=ttyS0 quiet panic=-1 $(cat /vmm/inner-append 2>/dev/null)" \
         -trace 'vfio_msi*' -trace 'vfio_intx*' -D /results/realvmm.qemu-trace.log
     echo "$*" > $R/realvmm.qemu.cmdline
     t1=$(cut -d' ' -f1 /proc/uptime)
