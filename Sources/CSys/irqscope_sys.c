@@ -18,6 +18,9 @@
 static uint64_t wanted;
 static int64_t wanted_uid = -1, wanted_gid = -1;
 static atomic_int failures;
+/* the step that failed, per thread (the signal handlers run this in the other threads) */
+static __thread const char *failed_step = "";
+#define STEP(name, call) (failed_step = (name), (call))
 
 /* async-signal-safe: syscalls only */
 static int drop_this_thread(uint64_t keep)
@@ -26,17 +29,17 @@ static int drop_this_thread(uint64_t keep)
      * ambient CAP_BPF and CAP_PERFMON does not, and then has nothing the bounding set could
      * give back once no_new_privs is set). */
     for (int cap = 0; cap <= 63; cap++)
-        if (!(keep & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EINVAL && errno != EPERM)
+        if (!(keep & (1ULL << cap)) && STEP("PR_CAPBSET_DROP", prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)) && errno != EINVAL && errno != EPERM)
             return -errno;
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL)
+    if (STEP("PR_CAP_AMBIENT_CLEAR_ALL", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)) && errno != EINVAL)
         return -errno;
     /* Credentials are per thread in the kernel: the raw system calls change this thread only
      * (glibc's wrappers would signal every thread themselves). KEEPCAPS keeps the permitted set
      * across the change of uid; capset below then sets the effective set from it. */
     if (wanted_uid >= 0 && syscall(SYS_getuid) != wanted_uid) {
-        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) || syscall(SYS_setgroups, 0, NULL)
-            || syscall(SYS_setresgid, wanted_gid, wanted_gid, wanted_gid)
-            || syscall(SYS_setresuid, wanted_uid, wanted_uid, wanted_uid))
+        if (STEP("PR_SET_KEEPCAPS", prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)) || STEP("setgroups", syscall(SYS_setgroups, 0, NULL))
+            || STEP("setresgid", syscall(SYS_setresgid, wanted_gid, wanted_gid, wanted_gid))
+            || STEP("setresuid", syscall(SYS_setresuid, wanted_uid, wanted_uid, wanted_uid)))
             return -errno;
         prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
     }
@@ -45,9 +48,9 @@ static int drop_this_thread(uint64_t keep)
         {.effective = (uint32_t)keep, .permitted = (uint32_t)keep, .inheritable = 0},
         {.effective = (uint32_t)(keep >> 32), .permitted = (uint32_t)(keep >> 32), .inheritable = 0},
     };
-    if (syscall(SYS_capset, &header, data))
+    if (STEP("capset", syscall(SYS_capset, &header, data)))
         return -errno;
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+    if (STEP("PR_SET_NO_NEW_PRIVS", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)))
         return -errno;
     return 0;
 }
@@ -97,6 +100,8 @@ static int thread_done(pid_t tid, uint64_t keep)
     return eff == keep && prm == keep && nnp == 1 && (wanted_uid < 0 || uid == wanted_uid);
 }
 
+const char *irqscope_drop_failed_step(void) { return failed_step; }
+
 void irqscope_unblock_drop_signal(void)
 {
     sigset_t set;
@@ -114,19 +119,20 @@ int irqscope_keep_capabilities(uint64_t keep, int64_t uid, int64_t gid)
     action.sa_handler = on_signal;
     action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
-    if (sigaction(sig, &action, &previous))
+    if (STEP("sigaction", sigaction(sig, &action, &previous)))
         return -errno;
     wanted = keep;
     atomic_store(&failures, 0);
-    int rc = drop_this_thread(keep);
+    int rc = 0;
     pid_t self = (pid_t)syscall(SYS_gettid), pid = getpid();
-    /* A slow (nested, emulated) machine can take seconds to schedule every thread; stragglers
-     * are signalled again. */
+    /* The other threads first, this one last: once this thread has another uid, the kernel may
+     * refuse it /proc/self/task (EACCES, seen on a 6.12 guest with two vCPUs). A slow (nested,
+     * emulated) machine can take seconds to schedule every thread; stragglers are signalled again. */
     struct timespec pause = {0, 20 * 1000000};
     int pending = 1;
     for (int round = 0; rc == 0 && pending && round < 1500 && atomic_load(&failures) == 0; round++) {
         DIR *tasks = opendir("/proc/self/task");
-        if (!tasks) { rc = -errno; break; }
+        if (!tasks) { failed_step = "opendir /proc/self/task"; rc = -errno; break; }
         pending = 0;
         struct dirent *entry;
         while ((entry = readdir(tasks))) {
@@ -141,10 +147,15 @@ int irqscope_keep_capabilities(uint64_t keep, int64_t uid, int64_t gid)
         if (pending)
             nanosleep(&pause, NULL);
     }
-    if (rc == 0 && atomic_load(&failures) > 0)
+    if (rc == 0 && atomic_load(&failures) > 0) {
+        failed_step = "another thread";
         rc = -EPERM;
-    else if (rc == 0 && pending)
+    } else if (rc == 0 && pending) {
+        failed_step = "waiting for every thread";
         rc = -ETIMEDOUT;
+    } else if (rc == 0) {
+        rc = drop_this_thread(keep);
+    }
     sigaction(sig, &previous, NULL);
     return rc;
 }

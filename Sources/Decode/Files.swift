@@ -6,6 +6,11 @@ public func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
 /// A whole (small, virtual) file as text; nil when it cannot be read.
 public func readFile(_ path: String, limit: Int = 1 << 20) -> String? {
+    readBytes(path, limit: limit).map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// A whole (virtual) file's bytes, up to `limit`; nil when it cannot be read.
+public func readBytes(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { Glibc.close(fd) }
@@ -17,7 +22,7 @@ public func readFile(_ path: String, limit: Int = 1 << 20) -> String? {
         if n == 0 { break }
         bytes.append(contentsOf: chunk[0..<n])
     }
-    return String(decoding: bytes, as: UTF8.self)
+    return bytes
 }
 
 public func readLink(_ path: String) -> String? {

@@ -37,7 +37,7 @@ public enum Capabilities {
             throw KernelError("cannot switch to uid \(user!.uid) without CAP_SETUID and CAP_SETGID (use --run-as=root to stay uid 0)")
         }
         let rc = irqscope_keep_capabilities(mask, user.map { Int64($0.uid) } ?? -1, user.map { Int64($0.gid) } ?? -1)
-        if rc != 0 { throw KernelError("cannot drop capabilities: \(errnoName(rc))") }
+        if rc != 0 { throw KernelError("cannot drop capabilities: \(String(cString: irqscope_drop_failed_step())): \(errnoName(rc))") }
     }
 
     /// Call on the main thread before any other thread starts: every thread must be able to take

@@ -43,7 +43,7 @@ struct Serve: AsyncParsableCommand {
     var capabilitiesKeep = "auto"
 
     @Option(name: .customLong("run-as"),
-            help: ArgumentHelp("Started as root: the uid[:gid] every thread switches to once attached, or root to stay uid 0. Default: 65534:65534 (nobody) where root may switch (CAP_SETUID, CAP_SETGID).",
+            help: ArgumentHelp("Started as root: the uid[:gid] every thread switches to once attached (e.g. 65534 for nobody), or root (the default: uid 0 without capabilities, which can still read a root VMM's /proc/PID/fd and name its guest).",
                                valueName: "uid[:gid]"))
     var runAs: String?
 
@@ -108,7 +108,9 @@ struct Serve: AsyncParsableCommand {
 
     /// Who to become when started as root; nil stays uid 0.
     func runAsIDs() throws -> (uid: UInt32, gid: UInt32)? {
-        guard let runAs else { return (65534, 65534) }
+        // Not switching by default: as uid 65534 the exporter lost the VMMs' names in the lab (a root
+        // VMM's /proc/PID/fd is mode 0500, and its guest went unnamed), which is what it is for.
+        guard let runAs else { return nil }
         if runAs == "root" || runAs == "0" || runAs == "0:0" { return nil }
         let parts = runAs.split(separator: ":", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count), let uid = UInt32(parts[0]), let gid = UInt32(parts.last!), uid != 0, uid != UInt32.max,
@@ -168,13 +170,9 @@ struct Serve: AsyncParsableCommand {
             throw error
         }
         // The listeners are bound and the web config read: nothing left needs root's files or ports.
-        var user = getuid() == 0 ? try runAsIDs() : nil
-        // uid 0 without CAP_SETUID (a container granted only BPF and PERFMON) cannot switch; asked
-        // for explicitly, that is an error (keepOnly says so), by default it stays uid 0
-        if runAs == nil, user != nil, Capabilities.effective & Capabilities.bit("setuid", "setgid") != Capabilities.bit("setuid", "setgid") {
-            logger.info("staying uid 0: no CAP_SETUID and CAP_SETGID to switch to uid 65534")
-            user = nil
-        }
+        // uid 0 without CAP_SETUID (a container granted only BPF and PERFMON) cannot switch: an
+        // error when asked for (keepOnly says so)
+        let user = getuid() == 0 ? try runAsIDs() : nil
         if var keep = try? Capabilities.mask(capabilitiesKeep) {
             if capabilitiesKeep == "auto" { keep |= Capabilities.needed(for: session) }
             do { try Capabilities.keepOnly(keep, switchingTo: user) } catch {

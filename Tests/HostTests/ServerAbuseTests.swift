@@ -276,9 +276,9 @@ extension Host {
             #expect(r.stderr == "irqscope: cannot listen on 192.0.2.1:\(port): cannot assign requested address\n", "\(r.stderr)")
         }
 
-        /// Started as root, every thread ends as uid and gid 65534 with no capability.
+        /// Started as root with --run-as 65534, every thread ends as uid and gid 65534 with no capability.
         @Test func rootSwitchesToNobody() throws {
-            let (server, port) = try HostEnv.serve()
+            let (server, port) = try HostEnv.serve(["--run-as", "65534"])
             defer { _ = server.stop() }
             for tid in try FileManager.default.contentsOfDirectory(atPath: "/proc/\(server.pid)/task") {
                 let status = try String(contentsOfFile: "/proc/\(server.pid)/task/\(tid)/status", encoding: .utf8)

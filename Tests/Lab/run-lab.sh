@@ -13,6 +13,8 @@
 # IRQSCOPE_LAB_JOBS: lab VMs run at once (default 1). Two at a time took 1.8-1.9x less wall time
 #   on 2 cores, but one 6.12 guests boot under a loaded host then stalled for 15 min (a vCPU never
 #   ran again, soft lockups in the guest): until that is understood, one at a time.
+# IRQSCOPE_LAB_APPEND: more kernel command line, e.g. lab.heartbeat (the guest prints its busiest
+#   processes and the exporter's last log line to the console every 15 s).
 # Each boot dir gets: console.log, the guest's results, boot-seconds, iommu (intel|amd), kernel.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -73,7 +75,7 @@ boot() {
         -nographic -no-reboot -nodefaults -serial stdio \
         "${iommu_args[@]}" \
         "$@" -kernel "$vmlinuz" -initrd "$initrd" \
-        -append "console=ttyS0 quiet panic=-1 no_timer_check $cmdline lab.scenario=$scenarios" \
+        -append "console=ttyS0 quiet panic=-1 no_timer_check $cmdline ${IRQSCOPE_LAB_APPEND:-} lab.scenario=$scenarios" \
         < /dev/null > "$dir/console.log" 2>&1 || echo "lab: qemu exited $? ($kernel/$name)" >> "$dir/console.log"
     sed -n '/=== LAB RESULTS BEGIN ===/,/=== LAB RESULTS END ===/p' "$dir/console.log" | sed '1d;$d' | tr -d '\r' \
         | base64 -d 2>/dev/null | tar -x -C "$dir" 2>/dev/null || true

@@ -108,6 +108,16 @@ extension LabChecks {
                 && ((e["device"] as? String).map { $0 != device } ?? false || (e["irq"] as? Int).map { !deviceIRQs.contains($0) } ?? false)
         }
         #expect(foreign.isEmpty, "\(foreign.count) events of other devices or irqs charged to \(guest): \(tally(foreign)) (irqs of \(device): \(deviceIRQs.sorted()))")
+        // the same from the trace's recording alone: the model names QEMU's steps in replay too
+        // (what the fixtures' unit tests check on any machine)
+        var player = RecordingPlayer(keepExited: true)
+        let steps = try Recording.read(path: dir + "/realvmm.trace.rec").compactMap { player.play($0) }
+        let qemuSteps = steps.filter { $0.event.tgid == UInt32(qemuPid) && $0.event.kind.isProcessCall }
+        let unnamed = qemuSteps.filter { $0.guest != guest }
+        #expect(!qemuSteps.isEmpty && unnamed.isEmpty,
+                "replayed: \(unnamed.count) of \(qemuSteps.count) process calls of QEMU not charged to \(guest): \(Set(unnamed.map { "\($0.event.kind.name) guest=\($0.guest ?? "none")" }).sorted())")
+        let foreignSteps = steps.filter { $0.guest == guest && ($0.device.map { $0 != device } ?? false) }
+        #expect(foreignSteps.isEmpty, "replayed: \(foreignSteps.count) steps of other devices charged to \(guest): \(Set(foreignSteps.compactMap(\.device)).sorted())")
         if let summary = objects.last?["summary"] as? [String: Any],
            let d = (summary["devices"] as? [[String: Any]])?.first(where: { $0["device"] as? String == device }) {
             #expect(d["guest"] as? String == guest, "trace summary: \(device) under \(d["guest"] ?? "nil")")

@@ -7,7 +7,8 @@ import TestSupport
 /// 'make fixtures'): the model replays real kernels' event streams on any machine.
 @Suite struct FixtureTests {
     static let root = packageRoot + "/Tests/Fixtures/lab"
-    static let kernels = ["6.1", "6.12"]
+    static let kernels = ["5.10", "6.1", "6.12", "6.18", "7.3"]
+    static let realVMMCells = ["6.1/realvmm-qemu7.2", "6.12/realvmm-qemu7.2", "6.12/realvmm-qemu10", "7.3/realvmm-qemu10"]
 
     func fixture(_ kernel: String, _ boot: String) throws -> String {
         try LabChecks.unpack("\(Self.root)/\(kernel)/\(boot)")
@@ -36,5 +37,12 @@ import TestSupport
 
     @Test(arguments: kernels) func exhaustion(kernel: String) throws {
         try LabChecks.exhaustion(try fixture(kernel, "exhaustion"))
+    }
+
+    /// Debian's QEMU booting a Debian guest over vfio-pci: its VFIO calls named after its guest,
+    /// no host interrupt charged to it, every MSI-X shutdown paired with its descriptor free.
+    @Test(arguments: realVMMCells) func realVMM(cell: String) throws {
+        let parts = cell.split(separator: "/")
+        try LabChecks.realVMM(try fixture(String(parts[0]), String(parts[1])), qemu: String(parts[1].dropFirst("realvmm-".count)))
     }
 }

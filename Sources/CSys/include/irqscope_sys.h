@@ -10,6 +10,8 @@
  * inherit the result. With `uid` >= 0, every thread also switches to uid/gid (real, effective
  * and saved; no supplementary groups) keeping `keep`. Returns 0 or -errno. */
 int irqscope_keep_capabilities(uint64_t keep, int64_t uid, int64_t gid);
+/* The step of irqscope_keep_capabilities that failed ("setresuid", ...), for its error message. */
+const char *irqscope_drop_failed_step(void);
 
 /* Threads inherit the signal mask of the thread that starts them, and a program its parent's
  * (a test runner, a supervisor may block real-time signals): unblocks the signal

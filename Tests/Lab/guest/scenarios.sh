@@ -7,7 +7,7 @@ R=/results
 PORT=10341
 URL=http://127.0.0.1:$PORT
 
-log() { echo "lab: $*"; }
+log() { echo "lab: $*"; echo "lab: $*" > /dev/console; }   # the console shows progress live
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
 # load MODULE [PARAMS...]: insmod it and its dependencies, in the order the host computed;
@@ -21,9 +21,13 @@ load() {
     done
 }
 
-wait_for() { # wait_for SECONDS COMMAND...
+wait_for() { # wait_for SECONDS COMMAND...: until COMMAND succeeds; status 2 from it gives up
     n=$(($1 * 10)); shift
-    while [ $n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; n=$((n - 1)); done
+    while [ $n -gt 0 ]; do
+        "$@" >/dev/null 2>&1; rc=$?
+        [ $rc = 0 ] && return 0; [ $rc = 2 ] && return 1
+        sleep 0.1; n=$((n - 1))
+    done
     return 1
 }
 
@@ -37,11 +41,17 @@ start_irqscope() {
     t0=$(uptime_s)
     irqscope serve --web.listen-address=127.0.0.1:$PORT --record $R/$name.rec "$@" > $R/$name.serve.log 2>&1 &
     IRQSCOPE_PID=$!
-    wait_for 120 timeout 10 wget -q -O /dev/null $URL/healthz || { log "irqscope did not start"; cat $R/$name.serve.log; return 1; }
+    wait_for 120 serving $IRQSCOPE_PID $URL || { log "irqscope did not start: $(tail -1 $R/$name.serve.log)"; return 1; }
     t1=$(uptime_s)
     timeout 60 wget -q -O $R/$name.doctor.json $URL/probes || log "no /probes from $name"
     [ "$doctor" = 1 ] && irqscope doctor --json "$@" > $R/$name.cli-doctor.json 2>$R/$name.doctor.err
-    echo "  $name: serve ready after $(echo "$t1 $t0" | awk '{print $1 - $2}') s, doctor took $(echo "$(uptime_s) $t1" | awk '{print $1 - $2}') s" >> $R/timings
+    echo "  $name: serve ready after $(echo "$t1 $t0" | awk '{print $1 - $2}') s, doctor took $(echo "$(uptime_s) $t1" | awk '{print $1 - $2}') s" | tee -a $R/timings > /dev/console
+}
+
+serving() { # serving PID URL: the exporter answers /healthz; 2 when it is gone (wait_for gives up)
+    timeout 10 wget -q -O /dev/null $2/healthz && return 0
+    kill -0 $1 2>/dev/null || return 2
+    return 1
 }
 
 scrape() { # scrape FILE: metrics, then promtool's verdict on them
