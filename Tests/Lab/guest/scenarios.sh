@@ -21,11 +21,11 @@ load() {
     done
 }
 
-wait_for() { # wait_for SECONDS COMMAND...: until COMMAND succeeds; status 2 from it gives up
+wait_for() { # wait_for SECONDS COMMAND...: until COMMAND succeeds; status 42 from it gives up
     n=$(($1 * 10)); shift
     while [ $n -gt 0 ]; do
         "$@" >/dev/null 2>&1; rc=$?
-        [ $rc = 0 ] && return 0; [ $rc = 2 ] && return 1
+        [ $rc = 0 ] && return 0; [ $rc = 42 ] && return 1
         sleep 0.1; n=$((n - 1))
     done
     return 1
@@ -48,9 +48,9 @@ start_irqscope() {
     echo "  $name: serve ready after $(echo "$t1 $t0" | awk '{print $1 - $2}') s, doctor took $(echo "$(uptime_s) $t1" | awk '{print $1 - $2}') s" | tee -a $R/timings > /dev/console
 }
 
-serving() { # serving PID URL: the exporter answers /healthz; 2 when it is gone (wait_for gives up)
+serving() { # serving PID URL: the exporter answers /healthz; 42 when it is gone (wait_for gives up)
     timeout 10 wget -q -O /dev/null $2/healthz && return 0
-    kill -0 $1 2>/dev/null || return 2
+    kill -0 $1 2>/dev/null || return 42
     return 1
 }
 
