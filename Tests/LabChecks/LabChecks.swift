@@ -368,7 +368,8 @@ public enum LabChecks {
             if atLeast(5, 17) {
                 #expect(h["mechanism"] as? String == "fexit", "\(name) on \(version): \(h)")
             } else {
-                #expect(h["mechanism"] as? String == "kretprobe" && (h["fallback_because"] as? String ?? "").hasPrefix("fexit: "),
+                let why = h["fallback_because"] as? String ?? ""
+                #expect(h["mechanism"] as? String == "kretprobe" && why.hasPrefix("fexit: ") && why.contains("bpf_get_func_ret"),
                         "\(name) on \(version) cannot be fexit, and doctor should say why: \(h)")
             }
         }
@@ -425,7 +426,7 @@ public enum LabChecks {
     public static func unpack(_ fixture: String) throws -> String {
         let dir = NSTemporaryDirectory() + "irqscope-fixture-\(UUID().uuidString)"
         try FileManager.default.copyItem(atPath: fixture, toPath: dir)
-        for file in try FileManager.default.contentsOfDirectory(atPath: dir) where file.hasSuffix(".rec.gz") {
+        for file in try FileManager.default.contentsOfDirectory(atPath: dir) where file.hasSuffix(".gz") {
             let r = try run(["gzip", "-d", dir + "/" + file])
             #expect(r.status == 0, "gzip -d \(file): \(r.stderr)")
         }

@@ -13,11 +13,15 @@ import TestSupport
         try run([Self.binary, "replay"] + args, timeout: 60)
     }
 
-    @Test(arguments: ["6.1", "6.12"]) func vfioGuestRendersAsRecorded(kernel: String) throws {
-        let dir = try LabChecks.unpack(packageRoot + "/Tests/Fixtures/lab/\(kernel)/main")
-        let r = try replay([dir + "/vfio.rec", "--guest", "alpha"])
+    /// The lab VMM's guest on two kernels, and Debian's QEMU booting a real guest (its trace's
+    /// own recording) on 6.12 with both QEMU generations.
+    @Test(arguments: [("6.1/main", "vfio", "alpha"), ("6.12/main", "vfio", "alpha"),
+                      ("6.12/realvmm-qemu7.2", "realvmm.trace", "inner"), ("6.12/realvmm-qemu10", "realvmm.trace", "inner")])
+    func guestRendersAsRecorded(boot: String, recording: String, guest: String) throws {
+        let dir = try LabChecks.unpack(packageRoot + "/Tests/Fixtures/lab/\(boot)")
+        let r = try replay([dir + "/\(recording).rec", "--guest", guest])
         #expect(r.status == 0, "\(r.stderr)")
-        let file = "\(Self.golden)/replay-\(kernel)-vfio-alpha.txt"
+        let file = "\(Self.golden)/replay-\(boot.replacingOccurrences(of: "/main", with: "").replacingOccurrences(of: "/", with: "-"))-\(recording.split(separator: ".").first!)-\(guest).txt"
         if ProcessInfo.processInfo.environment["IRQSCOPE_UPDATE_GOLDEN"] == "1" {
             try FileManager.default.createDirectory(atPath: Self.golden, withIntermediateDirectories: true)
             try r.stdout.write(toFile: file, atomically: true, encoding: .utf8)
