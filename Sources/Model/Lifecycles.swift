@@ -43,14 +43,17 @@ public struct Lifecycles: Sendable {
     }
     private var generations: [Vector] = []
     private var looks: [Int: [UInt64]] = [:]
-    /// irqs given a new generation since their last kept look: only then can a look name a first
-    /// interrupt the kept ones do not, so a long trace keeps a look per generation, not per poll
-    private var allocatedSinceLook: Set<Int> = []
+    /// The latest event applied: generations up to this time are known. Looks after it are kept
+    /// as they come (a generation may have started since, its event still in the ring buffer);
+    /// looks before it are thinned to the first in each generation, so a long trace keeps a look
+    /// per generation and per poll of the last moments, not per poll.
+    private var eventsUntil: UInt64 = 0
     private var current: [Int: Int] = [:] // irq -> index into generations
 
     public init() {}
 
     public mutating func apply(_ e: Event, device: String?) {
+        eventsUntil = max(eventsUntil, e.timeNs)
         guard let irq = e.irq.map(Int.init) else { return }
         switch e.kind {
         case .irqAlloc(_, let index) where e.result >= 0:
@@ -62,12 +65,10 @@ public struct Lifecycles: Sendable {
                 return
             }
             current[irq] = generations.count
-            allocatedSinceLook.insert(irq)
             generations.append(Vector(device: device, irq: irq, msiIndex: index, allocated: e.timeNs))
         case .irteAlloc where e.result >= 0:
             if let device, current[irq] == nil {
                 current[irq] = generations.count
-                allocatedSinceLook.insert(irq)
                 generations.append(Vector(device: device, irq: irq))
             }
             update(irq) { if $0.irte == nil { $0.irte = e.timeNs } }
@@ -93,9 +94,22 @@ public struct Lifecycles: Sendable {
     /// An irq's count went from 0 to positive between two looks at the kernel's counters; `at`
     /// is the later look (the resolution of "first interrupt" is the polling interval).
     public mutating func firstInterrupt(irq: Int, at: UInt64) {
-        guard looks[irq] == nil || allocatedSinceLook.remove(irq) != nil else { return }
         looks[irq, default: []].append(at)
+        // thin the looks the known generations cover: the first after each start is all that counts
+        let starts = generations.filter { $0.irq == irq }.map { $0.allocated ?? $0.irte ?? 0 }.sorted()
+        var kept: [UInt64] = []
+        var lastStart: UInt64?
+        for look in looks[irq]!.sorted() {
+            guard look <= eventsUntil else { kept.append(look); continue }
+            let start = starts.last { $0 <= look }
+            if kept.isEmpty || start != lastStart { kept.append(look) }
+            lastStart = start
+        }
+        looks[irq] = kept
     }
+
+    /// How many looks at an irq's counters are kept (bounded: see `eventsUntil`).
+    public func keptLooks(irq: Int) -> Int { looks[irq]?.count ?? 0 }
 
     private mutating func update(_ irq: Int, _ body: (inout Vector) -> Void) {
         guard let i = current[irq] else { return }

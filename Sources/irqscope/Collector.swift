@@ -118,10 +118,13 @@ final class Collector: Sendable {
 
     /// Reads the kernel counters into the model without rendering (trace): vectors whose irq
     /// counted its first interrupt since the last look get that time.
-    func poll(now: UInt64) throws {
+    func poll() throws {
         try state.withLock { s in
             let before = s.model.kernel.irqs
             let (snapshot, irqs) = try readCounters(into: &s)
+            // the time the counts were known by: after the read, which under emulation takes tens
+            // of milliseconds (stamped before it, a look landed before the irq it saw was allocated)
+            let now = monotonicNow()
             let fired = snapshot.irqs.filter { $0.value.interrupts > (before[$0.key]?.interrupts ?? 0) }.keys
             for irq in fired { s.lifecycles?.firstInterrupt(irq: irq, at: now) }
             if !fired.isEmpty {

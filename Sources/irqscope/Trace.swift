@@ -74,14 +74,14 @@ struct Trace: ParsableCommand {
                 var st: Int32 = 0
                 if waitpid(child, &st, WNOHANG) == child { childStatus = st; break }
             }
-            _ = try? collector.poll(now: monotonicNow())
+            _ = try? collector.poll()
             if status {
                 let line = collector.read { model, _ in statusLine(model, shown: output.eventsShown) }
                 printError("\r\u{1b}[2K" + line, newline: false)
             }
             usleep(100_000)
         }
-        _ = try? collector.poll(now: monotonicNow())
+        _ = try? collector.poll()
         collector.stop()
         if status { printError("\r\u{1b}[2K", newline: false) }
         if let childStatus {
