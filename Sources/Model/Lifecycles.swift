@@ -48,6 +48,8 @@ public struct Lifecycles: Sendable {
     /// looks before it are thinned to the first in each generation, so a long trace keeps a look
     /// per generation and per poll of the last moments, not per poll.
     private var eventsUntil: UInt64 = 0
+    /// Per irq, when each of its generations started (in the order they did): thinning's index.
+    private var starts: [Int: [UInt64]] = [:]
     private var current: [Int: Int] = [:] // irq -> index into generations
 
     public init() {}
@@ -64,12 +66,10 @@ public struct Lifecycles: Sendable {
                 generations[i].msiIndex = index
                 return
             }
-            current[irq] = generations.count
-            generations.append(Vector(device: device, irq: irq, msiIndex: index, allocated: e.timeNs))
+            start(Vector(device: device, irq: irq, msiIndex: index, allocated: e.timeNs), at: e.timeNs)
         case .irteAlloc where e.result >= 0:
             if let device, current[irq] == nil {
-                current[irq] = generations.count
-                generations.append(Vector(device: device, irq: irq))
+                start(Vector(device: device, irq: irq), at: e.timeNs)
             }
             update(irq) { if $0.irte == nil { $0.irte = e.timeNs } }
         case .requestIRQ(let name, _):
@@ -96,12 +96,12 @@ public struct Lifecycles: Sendable {
     public mutating func firstInterrupt(irq: Int, at: UInt64) {
         looks[irq, default: []].append(at)
         // thin the looks the known generations cover: the first after each start is all that counts
-        let starts = generations.filter { $0.irq == irq }.map { $0.allocated ?? $0.irte ?? 0 }.sorted()
+        let starts = self.starts[irq] ?? []
         var kept: [UInt64] = []
         var lastStart: UInt64?
         for look in looks[irq]!.sorted() {
             guard look <= eventsUntil else { kept.append(look); continue }
-            let start = starts.last { $0 <= look }
+            let start = starts.filter { $0 <= look }.max()
             if kept.isEmpty || start != lastStart { kept.append(look) }
             lastStart = start
         }
@@ -110,6 +110,12 @@ public struct Lifecycles: Sendable {
 
     /// How many looks at an irq's counters are kept (bounded: see `eventsUntil`).
     public func keptLooks(irq: Int) -> Int { looks[irq]?.count ?? 0 }
+
+    private mutating func start(_ v: Vector, at: UInt64) {
+        current[v.irq] = generations.count
+        starts[v.irq, default: []].append(at)
+        generations.append(v)
+    }
 
     private mutating func update(_ irq: Int, _ body: (inout Vector) -> Void) {
         guard let i = current[irq] else { return }

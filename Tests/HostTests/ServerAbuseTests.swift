@@ -62,6 +62,17 @@ extension Host {
         }
 
         /// Seconds a full /metrics scrape takes (curl, status checked).
+        /// Five scrapes under attack, each expected to succeed: the slowest one's seconds.
+        static func slowestOfFiveScrapes(_ port: Int, headers: [String] = []) throws -> Double {
+            var worst = 0.0
+            for _ in 0..<5 {
+                let scrape = try timedScrape(port, headers: headers)
+                #expect(scrape.status == 200)
+                worst = max(worst, scrape.seconds)
+            }
+            return worst
+        }
+
         static func timedScrape(_ port: Int, headers: [String] = [], path: String = "/metrics") throws -> (seconds: Double, status: Int) {
             let start = Date()
             let r = try httpGet("http://127.0.0.1:\(port)\(path)", headers: headers)
@@ -85,12 +96,7 @@ extension Host {
             let attack = try Self.attacking(["slowread", String(port), "10", "5000"])
             defer { _ = attack.stop(signal: SIGKILL) }
             sleep(1)
-            var worst = 0.0
-            for _ in 0..<5 {
-                let scrape = try Self.timedScrape(port)
-                #expect(scrape.status == 200)
-                worst = max(worst, scrape.seconds)
-            }
+            let worst = try Self.slowestOfFiveScrapes(port)
             let during = Self.rss(server.pid)
             print("slow readers: RSS \(before >> 20) MB before, \(during >> 20) MB during; slowest scrape \(String(format: "%.3f", worst)) s; \(attack.stdoutSoFar)")
             #expect(worst < 1, "a scrape took \(worst) s")
@@ -134,12 +140,7 @@ extension Host {
             defer { _ = server.stop() } // after a failure; terminate() below otherwise
             let attack = try Self.attacking(["halfopen", String(port), "1000"] + (partial ? ["partial"] : []))
             defer { _ = attack.stop(signal: SIGKILL) }
-            var worst = 0.0
-            for _ in 0..<5 {
-                let scrape = try Self.timedScrape(port)
-                #expect(scrape.status == 200)
-                worst = max(worst, scrape.seconds)
-            }
+            let worst = try Self.slowestOfFiveScrapes(port)
             let rss = Self.rss(server.pid)
             #expect(worst < 1, "a scrape took \(worst) s")
             let stop = Self.terminate(server)
@@ -200,12 +201,7 @@ extension Host {
             let attack = try Self.attacking(["flood", String(port), "300", "prometheus", "wrong"])
             defer { _ = attack.stop(signal: SIGKILL) }
             sleep(2)
-            var worst = 0.0
-            for _ in 0..<5 {
-                let scrape = try Self.timedScrape(port, headers: [Self.good])
-                #expect(scrape.status == 200)
-                worst = max(worst, scrape.seconds)
-            }
+            let worst = try Self.slowestOfFiveScrapes(port, headers: [Self.good])
             let health = try Self.timedScrape(port, path: "/healthz")
             print("wrong-password flood: slowest scrape \(String(format: "%.3f", worst)) s, /healthz \(String(format: "%.3f", health.seconds)) s")
             #expect(worst < 1, "a scrape took \(worst) s")

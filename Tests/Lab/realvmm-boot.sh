@@ -163,7 +163,7 @@ realvmm_boot() {
         -device intel-iommu,intremap=on,caching-mode=on \
         -device e1000e,netdev=n0,addr=0x5,romfile= -netdev user,id=n0,restrict=on,net=192.0.2.0/24 \
         -kernel "$vmlinuz" -initrd "$initrd" \
-        -append "console=ttyS0 ${REALVMM_OUTER_QUIET-quiet} panic=-1 intel_iommu=on no_timer_check lab.scenario=realvmm" \
+        -append "console=ttyS0 quiet panic=-1 intel_iommu=on no_timer_check ${IRQSCOPE_LAB_APPEND:-} lab.scenario=realvmm" \
         < /dev/null > "$dir/console.log" 2>&1 || echo "lab: qemu exited $? ($kernel/realvmm-$q)" >> "$dir/console.log"
     sed -n '/=== LAB RESULTS BEGIN ===/,/=== LAB RESULTS END ===/p' "$dir/console.log" | sed '1d;$d' | tr -d '\r' \
         | base64 -d 2>/dev/null | tar -x -C "$dir" 2>/dev/null || true
@@ -205,7 +205,6 @@ realvmm_boots() { # realvmm_boots KERNEL_SHORT KERNEL_ROOT VERSION VMLINUZ
         echo "$q" > "$extra/vmm/NAME"
         echo "$REALVMM_INNER_CPU" > "$extra/vmm/inner-cpu"
         echo "$REALVMM_INNER_ACCEL" > "$extra/vmm/inner-accel"
-        [ -z "${REALVMM_HEARTBEAT:-}" ] || touch "$extra/vmm/heartbeat"
         echo "$REALVMM_INNER_APPEND" > "$extra/vmm/inner-append"
         LAB_EXTRA_MODULES=$([ "$REALVMM_INNER_ACCEL" = kvm ] && echo kvm_amd) "$realvmm_here/initramfs.sh" "$root" "$version" "$initrd" "$irqscope" "$w/vmm" "$extra"
         realvmm_boot "$short" "$vmlinuz" "$initrd" "$q"

@@ -38,7 +38,6 @@ real_vmm() { # real_vmm QEMU_NAME
     CAT=$!
     exec 3<>/tmp/inner.in
     progress "$dev bound to vfio-pci; starting irqscope"
-    [ -f /vmm/heartbeat ] && (while sleep 3; do echo "hb $(cut -d' ' -f1 /proc/uptime) $(cat /proc/loadavg)"; top -b -n1 | sed -n '5,9p'; done > /dev/console) &
     start_irqscope realvmm || return 1
     inner_cpu=$(cat /vmm/inner-cpu 2>/dev/null || echo max)
     accel=$(cat /vmm/inner-accel 2>/dev/null || echo tcg)
@@ -96,17 +95,12 @@ real_vmm() { # real_vmm QEMU_NAME
     sleep 1
     truth realvmm-after $dev
     scrape realvmm-after.metrics
-    progress "scraped after QEMU's exit"
     irqscope replay $R/realvmm.trace.rec > $R/realvmm.replay.txt 2>&1
     echo "exit=$?" >> $R/realvmm.replay.txt
-    progress "replayed"
     stop_irqscope realvmm
-    progress "irqscope stopped"
     exec 3>&-
     kill $CAT 2>/dev/null
-    progress "console reader stopped"
-    for d in results tmp sys proc dev; do timeout 20 umount $root/$d || timeout 20 umount -l $root/$d || log "umount $root/$d failed"; done
-    progress "unmounted"
+    for d in results tmp sys proc dev; do umount $root/$d; done
     echo "setup=$t0 qemu_start=$t1 inner_init=$t2 inner_truth=$t3 qemu_exit=$t4" > $R/realvmm.timings
     # (read whole before appending: awk reading the file it appends to never ends)
     since=$(awk -v s=$t1 '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[2] != "-" && kv[1] != "setup" && kv[1] != "qemu_start") printf "%s_after_qemu_start=%.1f ", kv[1], kv[2] - s } }' $R/realvmm.timings)
