@@ -30,7 +30,11 @@ final class LabPrometheus {
             for boot in (try? fm.contentsOfDirectory(atPath: "\(fixtures)/\(kernel)")) ?? [] {
                 for file in (try? fm.contentsOfDirectory(atPath: "\(fixtures)/\(kernel)/\(boot)")) ?? [] where file.hasSuffix(".metrics") {
                     let text = try String(contentsOfFile: "\(fixtures)/\(kernel)/\(boot)/\(file)", encoding: .utf8)
-                    out["lab-\(kernel)-\(file.dropLast(".metrics".count))"] = try parseExposition(text)
+                    // a kernel's real-VMM cells name their scrapes alike (realvmm.metrics): the cell names the instance
+                    let stem = String(file.dropLast(".metrics".count))
+                    let instance = boot.hasPrefix("realvmm-") ? "lab-\(kernel)-\(boot)\(stem.dropFirst("realvmm".count))" : "lab-\(kernel)-\(stem)"
+                    guard out[instance] == nil else { throw ExpositionError(description: "two lab scrapes would be one instance: \(instance)") }
+                    out[instance] = try parseExposition(text)
                 }
             }
         }

@@ -63,8 +63,8 @@ struct QueryTests {
         // one-page exporter of these fixtures dropped the window's events)
         "IrqscopeInterruptsLost": ["lab-5.10-guests", "lab-6.1-guests"],
         // beta's VMM re-enables on 6.12, 6.18 and 7.3, whose kernels could add vectors one by one;
-        // so does Debian's QEMU 7.2 on 6.12 (lab-6.12-realvmm); QEMU 10 there adds dynamically
-        "IrqscopeLossyResizeWhereDynamicIsPossible": ["lab-6.12-guests", "lab-6.18-guests", "lab-7.3-guests", "lab-6.12-realvmm"],
+        // so does Debian's QEMU 7.2 on 6.12; QEMU 10 there adds dynamically
+        "IrqscopeLossyResizeWhereDynamicIsPossible": ["lab-6.12-guests", "lab-6.18-guests", "lab-7.3-guests", "lab-6.12-realvmm-qemu7.2"],
         // on 6.12 and later the one CPU is out of vectors while the hog holds them
         "IrqscopeCPUVectorSpaceNearlyExhausted": ["lab-6.12-exhaustion", "lab-6.18-exhaustion", "lab-7.3-exhaustion"],
         // --attach=tp_btf,raw_tp: no function hooks
