@@ -34,7 +34,7 @@ extension Event {
         guard let source = EventSource(rawValue: raw.source) else { throw .unknownSource(raw.source) }
         let kind = try Self.kind(of: raw)
         self.init(
-            timeNs: raw.time_ns, cgroupID: raw.cgroup_id, result: raw.result, source: source,
+            timeNs: raw.time_ns, result: raw.result, source: source,
             tgid: raw.tgid, pid: raw.pid, cpu: raw.cpu, irq: raw.irq < 0 ? nil : raw.irq,
             comm: cString(raw.comm), device: nonEmpty(cString(raw.device)), kind: kind)
     }
@@ -54,7 +54,7 @@ extension Event {
         case IRQSCOPE_EV_MSI_ALLOC.rawValue, IRQSCOPE_EV_MSI_FREE.rawValue:
             let m = u.msi_domain
             let range = MSIRange(first: m.first == noIndex ? nil : m.first, last: m.last == noIndex ? nil : m.last,
-                                 count: m.count, domain: m.domid)
+                                 count: m.count)
             return raw.type == IRQSCOPE_EV_MSI_ALLOC.rawValue ? .msiAlloc(range) : .msiFree(range)
         case IRQSCOPE_EV_IRTE_ALLOC.rawValue:
             try checkRange("irte_alloc", u.irte.nr_irqs)

@@ -42,32 +42,3 @@ public struct IRQInfo: Sendable, Equatable {
         self.chip = chip
     }
 }
-
-extension DeliverySnapshot {
-    /// The snapshot as recording annotation fields, and back: replay sees what a scrape saw.
-    public func annotation(live: some Sequence<Int>) -> [(String, String)] {
-        [("type", "delivery"),
-         ("irqs", irqs.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.interrupts):\($0.value.unhandled)" }.joined(separator: ",")),
-         ("spurious", spurious.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")),
-         ("live", live.sorted().map(String.init).joined(separator: ",")),
-         ("dropped", String(eventsDropped)), ("untracked", String(untracked)), ("kretprobe_misses", String(kretprobesMissed))]
-    }
-
-    public init(annotation a: [String: String]) {
-        self.init()
-        // irq numbers are the kernel's int, vectors a byte: anything else is not a snapshot's
-        for item in (a["irqs"] ?? "").split(separator: ",") {
-            let f = item.split(separator: ":")
-            if f.count == 3, let irq = Int32(f[0]), irq >= 0, let n = UInt64(f[1]), let u = UInt64(f[2]) {
-                irqs[Int(irq)] = IRQCount(interrupts: n, unhandled: u)
-            }
-        }
-        for item in (a["spurious"] ?? "").split(separator: ",") {
-            let f = item.split(separator: ":")
-            if f.count == 2, let vector = UInt8(f[0]), let n = UInt64(f[1]) { spurious[Int(vector)] = n }
-        }
-        eventsDropped = a["dropped"].flatMap(UInt64.init) ?? 0
-        untracked = a["untracked"].flatMap(UInt64.init) ?? 0
-        kretprobesMissed = a["kretprobe_misses"].flatMap(UInt64.init) ?? 0
-    }
-}

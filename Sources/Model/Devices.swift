@@ -23,15 +23,11 @@ public struct Devices: Sendable {
 
     public struct Vector: Sendable, Equatable {
         public var irq: Int
-        public var msiIndex: UInt32?
         public var requested = false
         /// The guest enabled it, the host's request_irq failed: nothing backs it.
         public var unbacked = false
-        public var name: String?
         public var irte = false
         public var posted = false
-        public var cpu: UInt32?
-        public var cpuVector: UInt32?
     }
 
     public struct Device: Sendable {
@@ -63,7 +59,6 @@ public struct Devices: Sendable {
         public var unbacked: Int { vectors.values.filter(\.unbacked).count }
         public var irtes: Int { vectors.values.filter(\.irte).count }
         public var posted: Int { vectors.values.filter(\.posted).count }
-        public var openWindowSince: UInt64? { disabledWithLiveVectors ? disabledAt : nil }
     }
 
     /// Window lengths in seconds: from a fast resize (tens of µs) to a stuck VMM.
@@ -88,12 +83,9 @@ public struct Devices: Sendable {
 
     public mutating func apply(_ e: Event) {
         switch e.kind {
-        case .irqAlloc(let count, let index):
+        case .irqAlloc(let count, _):
             guard e.result >= 0, let irq = e.irq.map(Int.init), let address = e.device else { return }
-            for k in 0..<Int(count) {
-                attach(irq + k, to: address)
-                devices[address]!.vectors[irq + k]!.msiIndex = index.map { $0 &+ UInt32(k) } // wraps only in a crafted recording
-            }
+            for k in 0..<Int(count) { attach(irq + k, to: address) }
         case .irqFree(let count):
             guard let irq = e.irq.map(Int.init) else { return }
             for k in 0..<Int(count) { detach(irq + k) }
@@ -120,7 +112,7 @@ public struct Devices: Sendable {
             if name.hasPrefix("vfio-") { devices[address, default: Device(address: address)].owner = e.tgid }
             if e.result == 0 {
                 attach(irq, to: address)
-                update(irq) { $0.requested = true; $0.unbacked = false; $0.name = name }
+                update(irq) { $0.requested = true; $0.unbacked = false }
                 devices[address]!.requestedSinceEnable = true
             } else {
                 devices[address, default: Device(address: address)].requestFailures[Errno.of(result: e.result), default: 0] += 1
@@ -174,9 +166,6 @@ public struct Devices: Sendable {
         case .vfioSetIRQs(let s):
             guard let address = e.device, s.index == VFIOSetIRQs.indexMSIX || s.index == VFIOSetIRQs.indexMSI else { return }
             devices[address, default: Device(address: address)].owner = e.tgid
-        case .vectorConfig(let vector, let cpu, _):
-            guard let irq = e.irq.map(Int.init) else { return }
-            update(irq) { $0.cpu = cpu; $0.cpuVector = vector }
         case .unhandled(let count):
             guard let irq = e.irq.map(Int.init) else { return }
             let open = (lineDevices[irq] ?? []).filter { devices[$0]?.inWindow ?? false }

@@ -37,30 +37,6 @@ public struct HostModel: Sendable {
 
     public mutating func note(driver: String?, of address: String) { drivers[address] = driver }
 
-    /// Applies an annotation from a recording (see `Recording`).
-    public mutating func apply(annotation a: [String: String]) {
-        switch a["type"] {
-        case "process":
-            guard let tgid = a["tgid"].flatMap(UInt32.init), let name = a["name"],
-                  let source = a["source"].flatMap(ProcessIdentity.Source.init) else { return }
-            note(process: ProcessIdentity(tgid: tgid, name: name, source: source))
-        case "device":
-            guard let address = a["address"] else { return }
-            note(driver: a["driver"], of: address)
-            if let line = a["intx"].flatMap(Int.init) { devices.note(line: line, of: address) }
-        case "delivery":
-            // a recording may repeat an irq: keep one (uniqueKeysWithValues would trap)
-            update(DeliverySnapshot(annotation: a), irqs: Dictionary(
-                (a["live"] ?? "").split(separator: ",").compactMap { Int32($0) }.map { (Int($0), IRQInfo(name: "")) },
-                uniquingKeysWith: { first, _ in first }))
-        case "exit":
-            guard let tgid = a["tgid"].flatMap(UInt32.init) else { return }
-            processExited(tgid)
-        default:
-            break
-        }
-    }
-
     public mutating func note(line irq: Int, of address: String) { devices.note(line: irq, of: address) }
 
     public mutating func update(_ snapshot: DeliverySnapshot, irqs: [Int: IRQInfo]) {

@@ -119,6 +119,16 @@ public struct TraceSummary: Sendable {
     }
 
     /// What `--fail-on` can act on.
+    /// `--fail-on`'s exit status: the most severe finding asked for (lost 5, failure 4,
+    /// lossy 3), else 0.
+    public func exitStatus(failOn: Set<Finding>) -> Int32 {
+        let hits = failOn.intersection(findings)
+        if hits.contains(.lost) { return 5 }
+        if hits.contains(.failure) { return 4 }
+        if hits.contains(.lossy) { return 3 }
+        return 0
+    }
+
     public var findings: Set<Finding> {
         var out = Set<Finding>()
         for r in rows {

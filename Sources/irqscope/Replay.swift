@@ -6,7 +6,10 @@ import IrqscopeRender
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Render a recording made with 'trace --record' or 'serve --record', on any machine, without BPF.",
-        discussion: "Takes trace's flags; exit status as for trace.")
+        discussion: """
+            Takes trace's flags; exit status as for trace. A recording whose writer was killed replays \
+            up to its last whole record, and says where it stopped.
+            """)
 
     @Argument(help: "The recording.")
     var file: String
@@ -17,24 +20,29 @@ struct Replay: ParsableCommand {
     var metrics = false
 
     func run() throws {
-        let entries: [Recording.Entry]
-        do { entries = try Recording.read(path: file) } catch { throw FatalError(message: "\(file): \(error)") }
-        var player = RecordingPlayer(keepExited: !metrics)
-        var first: UInt64 = 0
-        for case .event(let e) in entries { first = e.timeNs; break }
-        var last = first
+        // streamed: memory follows the model, not the file
+        var reader: RecordingReader
+        do { reader = try RecordingReader(path: file) } catch { throw FatalError(message: "\(file): \(error)") }
+        defer { reader.close() }
+        var pipeline = Pipeline(lifecycles: !metrics, keepExited: !metrics)
+        var first: UInt64?, last: UInt64 = 0
         var seenDevices = Set<String>(), seenGuests = Set<String>()
         var follows: (@Sendable (UInt32) -> Bool)?
         if let pid = trace.pid { follows = { $0 == pid } }
-        let output = TraceOutput(options: trace, start: first, color: false, follows: follows)
-        for entry in entries {
-            guard let step = player.play(entry) else { continue }
+        var output: TraceOutput?
+        while let entry = try next(&reader) {
+            guard let step = pipeline.play(entry) else { continue }
             last = step.event.timeNs
+            if first == nil { first = last }
             if let device = step.device { seenDevices.insert(device) }
             if let guest = step.guest { seenGuests.insert(guest) }
-            if !metrics { output.show(step.event, guest: step.guest, device: step.device, model: player.model) }
+            if !metrics {
+                if output == nil { output = TraceOutput(options: trace, start: last, color: false, follows: follows) }
+                output?.show(step, model: pipeline.model)
+            }
         }
-        let model = player.model
+        if let incomplete = reader.incomplete { printError("irqscope: \(file): \(incomplete)") }
+        let model = pipeline.model
         if metrics {
             printOut(render(HostMetrics.deviceFamilies(model), format: .prometheusText))
             return
@@ -46,7 +54,13 @@ struct Replay: ParsableCommand {
         if let device = trace.device, !seenDevices.contains(device) {
             throw FatalError(message: "no device \(device) in \(file)")
         }
-        let code = output.finish(model: model, lifecycles: player.lifecycles, seconds: Double(last &- first) / 1e9)
+        let start = first ?? 0
+        let code = (output ?? TraceOutput(options: trace, start: start, color: false, follows: follows))
+            .finish(model: model, lifecycles: pipeline.lifecycles ?? Lifecycles(), seconds: Double(last &- start) / 1e9)
         if code != 0 { throw ExitCode(code) }
+    }
+
+    private func next(_ reader: inout RecordingReader) throws -> Recording.Entry? {
+        do { return try reader.next() } catch { throw FatalError(message: "\(file): \(error)") }
     }
 }

@@ -124,9 +124,9 @@ struct Serve: AsyncParsableCommand {
         try await prepare().run()
     }
 
-    /// Everything that needs privileges, synchronously, on the calling thread: load and attach,
-    /// bind the listeners, then drop capabilities. Call it before anything has started another
-    /// thread (capabilities are per thread; threads created afterwards inherit the reduced set).
+    /// Everything that needs privileges, synchronously: bind the listeners (an address in use
+    /// ends the start before anything is attached), load and attach, then drop capabilities on
+    /// every thread, the event loops' included (capabilities are per thread).
     func prepare() throws -> Running {
         Capabilities.prepareThreads()
         let level = Logger.Level(rawValue: logLevel)!
@@ -173,14 +173,17 @@ struct Serve: AsyncParsableCommand {
         // uid 0 without CAP_SETUID (a container granted only BPF and PERFMON) cannot switch: an
         // error when asked for (keepOnly says so)
         let user = getuid() == 0 ? try runAsIDs() : nil
-        if var keep = try? Capabilities.mask(capabilitiesKeep) {
-            if capabilitiesKeep == "auto" { keep |= Capabilities.needed(for: session) }
-            do { try Capabilities.keepOnly(keep, switchingTo: user) } catch {
-                collector.stop()
-                throw FatalError(message: error.message)
+        do {
+            // nil: "all", nothing to drop
+            if var keep = try Capabilities.mask(capabilitiesKeep) {
+                if capabilitiesKeep == "auto" { keep |= Capabilities.needed(for: session) }
+                try Capabilities.keepOnly(keep, switchingTo: user)
+                logger.info("capabilities dropped", metadata: ["kept": "\(Capabilities.names(Capabilities.effective).joined(separator: ","))",
+                                                               "uid": "\(getuid())", "gid": "\(getgid())"])
             }
-            logger.info("capabilities dropped", metadata: ["kept": "\(Capabilities.names(Capabilities.effective).joined(separator: ","))",
-                                                           "uid": "\(getuid())", "gid": "\(getgid())"])
+        } catch {
+            collector.stop()
+            throw FatalError(message: error.message)
         }
         do { try collector.start() } catch {
             collector.stop()

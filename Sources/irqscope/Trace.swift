@@ -50,8 +50,8 @@ struct Trace: ParsableCommand {
         let output = TraceOutput(options: trace, start: monotonicNow(), color: color, follows: follows)
         let collector: Collector
         do {
-            collector = try Collector(session: session, record: record) { event, guest, device, model in
-                output.show(event, guest: guest, device: device, model: model)
+            collector = try Collector(session: session, record: record) { step, model in
+                output.show(step, model: model)
             }
             try collector.start()
         } catch {

@@ -76,13 +76,14 @@ final class TraceOutput: Sendable {
         return true
     }
 
-    func show(_ e: Event, guest: String?, device: String?, model: HostModel) {
-        guard includes(e, guest: guest, device: device, model: model) else { return }
+    func show(_ step: Pipeline.Step, model: HostModel) {
+        let e = step.event, guest = step.guest
+        guard includes(e, guest: guest, device: step.device, model: model) else { return }
         shown.add(1, ordering: .relaxed)
         if options.json {
             printOut(EventJSON.object(e, guest: guest, startNs: format.start).text + "\n")
         } else {
-            printOut(format.line(e, guest: guest, device: device) + "\n")
+            printOut(format.line(e, guest: guest, device: step.device) + "\n")
         }
     }
 
@@ -91,10 +92,6 @@ final class TraceOutput: Sendable {
         let summary = TraceSummary(model: model, lifecycles: lifecycles,
                                    include: { self.includes(device: $0, model: model) }, seconds: seconds)
         printOut(options.json ? summary.json().text + "\n" : summary.text(format))
-        let hits = Set(options.failOn).intersection(summary.findings)
-        if hits.contains(.lost) { return 5 }
-        if hits.contains(.failure) { return 4 }
-        if hits.contains(.lossy) { return 3 }
-        return 0
+        return summary.exitStatus(failOn: Set(options.failOn))
     }
 }

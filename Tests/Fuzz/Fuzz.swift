@@ -21,10 +21,11 @@ func replay(_ bytes: [UInt8]) {
     var parser = Recording.Parser()
     let cut = bytes.count / 3
     let pieces = (try? parser.feed(bytes[..<cut])).flatMap { a in (try? parser.feed(bytes[cut...])).map { a + $0 } }
+    precondition(parser.truncation == nil, "a whole recording decoded in two pieces ends in a partial record")
     precondition(pieces == whole, "decoding in two pieces differs from decoding at once")
 
     for keepExited in [true, false] {
-        var player = RecordingPlayer(keepExited: keepExited)
+        var player = Pipeline(lifecycles: true, keepExited: keepExited)
         var start: UInt64 = 0
         for case .event(let e) in whole { start = e.timeNs; break }
         let format = TraceFormat(start: start, color: false)
@@ -38,7 +39,7 @@ func replay(_ bytes: [UInt8]) {
         let families = HostMetrics.deviceFamilies(player.model)
         _ = render(families, format: .prometheusText)
         _ = render(families, format: .openMetrics)
-        let summary = TraceSummary(model: player.model, lifecycles: player.lifecycles, include: { _ in true },
+        let summary = TraceSummary(model: player.model, lifecycles: player.lifecycles ?? Lifecycles(), include: { _ in true },
                                    seconds: Double(last &- start) / 1e9)
         _ = summary.text(format)
         _ = summary.json().text

@@ -110,8 +110,8 @@ extension LabChecks {
         #expect(foreign.isEmpty, "\(foreign.count) events of other devices or irqs charged to \(guest): \(tally(foreign)) (irqs of \(device): \(deviceIRQs.sorted()))")
         // the same from the trace's recording alone: the model names QEMU's steps in replay too
         // (what the fixtures' unit tests check on any machine)
-        var player = RecordingPlayer(keepExited: true)
-        let steps = try Recording.read(path: dir + "/realvmm.trace.rec").compactMap { player.play($0) }
+        var pipeline = Pipeline(lifecycles: true, keepExited: true)
+        let steps = try LabChecks.readRecording(dir + "/realvmm.trace.rec").compactMap { pipeline.play($0) }
         let qemuSteps = steps.filter { $0.event.tgid == UInt32(qemuPid) && $0.event.kind.isProcessCall }
         let unnamed = qemuSteps.filter { $0.guest != guest }
         #expect(!qemuSteps.isEmpty && unnamed.isEmpty,

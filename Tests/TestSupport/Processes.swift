@@ -143,3 +143,21 @@ private func pyYAML(_ expr: String, _ path: String) throws -> String {
     guard r.status == 0 else { throw ExpositionError(description: "python3 yaml \(path): \(r.stderr)") }
     return r.stdout
 }
+
+/// Runs a command to its end with stdout to a file; its exit status and peak resident memory.
+public func runMeasured(_ arguments: [String], stdout: String) throws -> (status: Int32, maxRSSKiB: Int) {
+    var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    var pid: pid_t = 0
+    var argv = arguments.map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    let rc = posix_spawn(&pid, arguments[0], &actions, nil, &argv, environ)
+    guard rc == 0 else { throw ExpositionError(description: "cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
+    var status: Int32 = 0
+    var usage = rusage()
+    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+    let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return (code, usage.ru_maxrss)
+}

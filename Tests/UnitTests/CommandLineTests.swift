@@ -51,8 +51,10 @@ import TestSupport
         } catch {
             #expect(error.description.contains("another process is recording to it"))
         }
-        first.annotate([("type", "meta")])
+        first.write(.meta(kernel: "k", irqscope: "v"))
         first.close()
-        #expect(try Recording.read(path: dir + "/a.rec").count == 1, "the first writer's recording was damaged")
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/a.rec")))
+        #expect(try Recording.read(bytes) == [.annotation(.meta(kernel: "k", irqscope: "v")), .annotation(.end)],
+                "the first writer's recording was damaged")
     }
 }

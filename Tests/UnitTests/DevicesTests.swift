@@ -108,7 +108,6 @@ import IrqscopeModel
         let device = d.devices[dev]!
         #expect(device.grows[.dynamic] == 4 && device.grows[.reenable] == nil && device.cycles == 0)
         #expect(device.vectors.count == 5 && device.requested == 5 && device.irtes == 5)
-        #expect(device.vectors[53]?.msiIndex == 3)
     }
 
     @Test mutating func intxIsALineNotAVector() {

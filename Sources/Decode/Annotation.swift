@@ -1,0 +1,142 @@
+/// What a recording holds besides the kernel's records: what only the recording machine could
+/// read (who a process is, a device's driver, the kernel counters at a look) and the marks of a
+/// run (its start, a scrape, a process gone). Written as UTF-8 `key=value` lines with a `type`.
+public enum Annotation: Sendable, Equatable {
+    case meta(kernel: String, irqscope: String)
+    case process(ProcessIdentity)
+    /// A device's driver (nil: none bound) and its legacy INTx line, read when an event named it.
+    case device(address: String, driver: String?, intx: Int?)
+    case delivery(Delivery)
+    case exit(tgid: UInt32)
+    case scrape(seq: Int)
+    /// The writer stopped cleanly: nothing after it, and nothing missing before it.
+    case end
+
+    /// The kernel counters at one look, and which irqs existed then. `at` (monotonic ns) is set
+    /// by trace's looks, which date first interrupts; a scrape's look has none.
+    public struct Delivery: Sendable, Equatable {
+        public var snapshot: DeliverySnapshot
+        public var live: [Int]
+        public var at: UInt64?
+
+        public init(snapshot: DeliverySnapshot, live: [Int], at: UInt64? = nil) {
+            self.snapshot = snapshot
+            self.live = live
+            self.at = at
+        }
+    }
+}
+
+extension Annotation {
+    public var fields: [(String, String)] {
+        switch self {
+        case .meta(let kernel, let irqscope):
+            return [("type", "meta"), ("kernel", kernel), ("irqscope", irqscope)]
+        case .process(let p):
+            return [("type", "process"), ("tgid", String(p.tgid)), ("name", p.name), ("source", p.source.rawValue)]
+        case .device(let address, let driver, let intx):
+            var f: [(String, String)] = [("type", "device"), ("address", address), ("driver", driver ?? "")]
+            if let intx { f.append(("intx", String(intx))) }
+            return f
+        case .delivery(let d):
+            let s = d.snapshot
+            let irqs: [String] = s.irqs.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.interrupts):\($0.value.unhandled)" }
+            let spurious: [String] = s.spurious.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }
+            var f: [(String, String)] = [("type", "delivery"), ("irqs", irqs.joined(separator: ",")),
+                                         ("spurious", spurious.joined(separator: ",")),
+                                         ("live", d.live.sorted().map(String.init).joined(separator: ",")),
+                                         ("dropped", String(s.eventsDropped)), ("untracked", String(s.untracked)),
+                                         ("kretprobe_misses", String(s.kretprobesMissed))]
+            if let at = d.at { f.append(("at", String(at))) }
+            return f
+        case .exit(let tgid):
+            return [("type", "exit"), ("tgid", String(tgid))]
+        case .scrape(let seq):
+            return [("type", "scrape"), ("seq", String(seq))]
+        case .end:
+            return [("type", "end")]
+        }
+    }
+
+    /// Strict: a field irqscope writes that is missing or malformed names itself, so a damaged
+    /// recording is refused where it is damaged instead of replaying as something else.
+    public init(fields f: [String: String]) throws(AnnotationError) {
+        func need(_ key: String) throws(AnnotationError) -> String {
+            guard let v = f[key] else { throw AnnotationError("\(f["type"] ?? "") annotation without \(key)") }
+            return v
+        }
+        func number<T: FixedWidthInteger>(_ key: String, _: T.Type) throws(AnnotationError) -> T {
+            let text = try need(key)
+            guard let v = T(text) else { throw AnnotationError("\(f["type"] ?? "") annotation: \(key)=\(text.prefix(40)) is not a number") }
+            return v
+        }
+        switch try need("type") {
+        case "meta":
+            self = .meta(kernel: f["kernel"] ?? "", irqscope: f["irqscope"] ?? "")
+        case "process":
+            let text = try need("source")
+            guard let source = ProcessIdentity.Source(rawValue: text) else { throw AnnotationError("process annotation: unknown source \(text.prefix(40))") }
+            self = .process(ProcessIdentity(tgid: try number("tgid", UInt32.self), name: try need("name"), source: source))
+        case "device":
+            let driver = f["driver"] ?? ""
+            self = .device(address: try need("address"), driver: driver.isEmpty ? nil : driver,
+                           intx: f["intx"] == nil ? nil : Int(try number("intx", Int32.self)))
+        case "delivery":
+            self = .delivery(try Self.delivery(f))
+        case "exit":
+            self = .exit(tgid: try number("tgid", UInt32.self))
+        case "scrape":
+            self = .scrape(seq: try number("seq", Int.self))
+        case "end":
+            self = .end
+        case let other:
+            throw AnnotationError("unknown annotation type \(other.prefix(40))")
+        }
+    }
+
+    private static func delivery(_ f: [String: String]) throws(AnnotationError) -> Delivery {
+        func items(_ key: String, parts: Int) throws(AnnotationError) -> [[Substring]] {
+            var out: [[Substring]] = []
+            for item in (f[key] ?? "").split(separator: ",") {
+                let p = item.split(separator: ":", omittingEmptySubsequences: false)
+                guard p.count == parts else { throw AnnotationError("delivery annotation: bad \(key) item \(item.prefix(40))") }
+                out.append(p)
+            }
+            return out
+        }
+        func bad(_ key: String, _ item: [Substring]) -> AnnotationError {
+            AnnotationError("delivery annotation: bad \(key) item \(item.joined(separator: ":").prefix(40))")
+        }
+        var s = DeliverySnapshot()
+        // irq numbers are the kernel's non-negative int, vectors a byte
+        for p in try items("irqs", parts: 3) {
+            guard let irq = Int32(p[0]), irq >= 0, let n = UInt64(p[1]), let u = UInt64(p[2]) else { throw bad("irqs", p) }
+            s.irqs[Int(irq)] = IRQCount(interrupts: n, unhandled: u)
+        }
+        for p in try items("spurious", parts: 2) {
+            guard let vector = UInt8(p[0]), let n = UInt64(p[1]) else { throw bad("spurious", p) }
+            s.spurious[Int(vector)] = n
+        }
+        var live: [Int] = []
+        for p in try items("live", parts: 1) {
+            guard let irq = Int32(p[0]), irq >= 0 else { throw bad("live", p) }
+            live.append(Int(irq))
+        }
+        func count(_ key: String) throws(AnnotationError) -> UInt64 {
+            guard let text = f[key] else { return 0 }
+            guard let v = UInt64(text) else { throw AnnotationError("delivery annotation: \(key)=\(text.prefix(40)) is not a number") }
+            return v
+        }
+        s.eventsDropped = try count("dropped")
+        s.untracked = try count("untracked")
+        s.kretprobesMissed = try count("kretprobe_misses")
+        var at: UInt64?
+        if f["at"] != nil { at = try count("at") }
+        return Delivery(snapshot: s, live: live, at: at)
+    }
+}
+
+public struct AnnotationError: Error, CustomStringConvertible, Equatable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,115 @@
+import IrqscopeDecode
+
+/// The one way events, annotations and counter snapshots become a model, for serve, trace,
+/// replay and the lab checks alike: an event is named (whose device, whose guest) before it is
+/// applied, because a free removes what says whose it was.
+public struct Pipeline: Sendable {
+    public private(set) var model = HostModel()
+    /// Kept only when asked (trace, replay): a long-running exporter must not remember every
+    /// vector ever seen.
+    public private(set) var lifecycles: Lifecycles?
+    /// Keep an exited VMM's devices: a summary wants them; metrics drop them as a live exporter does.
+    public var keepExited: Bool
+
+    public init(lifecycles: Bool, keepExited: Bool) {
+        self.lifecycles = lifecycles ? Lifecycles() : nil
+        self.keepExited = keepExited
+    }
+
+    /// An event, named as it was when it happened.
+    public struct Step: Sendable {
+        public var event: Event
+        public var guest: String?
+        public var device: String?
+    }
+
+    /// What live naming reads from the host (/proc, sysfs); replay has the answers in the
+    /// recording instead.
+    public struct Lookup: Sendable {
+        public var driver: @Sendable (_ address: String) -> String?
+        public var intx: @Sendable (_ address: String) -> Int?
+        public var holdsVFIO: @Sendable (_ tgid: UInt32) -> Bool
+        public var identify: @Sendable (_ tgid: UInt32, _ comm: String) -> ProcessIdentity
+
+        public init(driver: @escaping @Sendable (String) -> String?, intx: @escaping @Sendable (String) -> Int?,
+                    holdsVFIO: @escaping @Sendable (UInt32) -> Bool,
+                    identify: @escaping @Sendable (UInt32, String) -> ProcessIdentity) {
+            self.driver = driver
+            self.intx = intx
+            self.holdsVFIO = holdsVFIO
+            self.identify = identify
+        }
+    }
+
+    /// Live: looks up what the event introduces (a device's driver, the VMM behind a VFIO call),
+    /// applies it, and returns it to be recorded ahead of the event, so a replay names the event
+    /// the same way. Only what the model does not know yet is looked up.
+    public mutating func lookUp(_ event: Event, with host: Lookup) -> [Annotation] {
+        var found: [Annotation] = []
+        if let address = event.device, model.drivers[address] == nil || event.kind == .msixDisable {
+            let driver = host.driver(address)
+            if model.drivers[address] != driver || model.drivers.index(forKey: address) == nil {
+                found.append(.device(address: address, driver: driver, intx: host.intx(address)))
+            }
+        }
+        if model.processes[event.tgid] == nil {
+            let vfio: Bool
+            switch event.kind {
+            case .vfioSetIRQs: vfio = true
+            case .requestIRQ(let name, _): vfio = name.hasPrefix("vfio-")
+            default: vfio = event.kind.isProcessCall && host.holdsVFIO(event.tgid)
+            }
+            if vfio { found.append(.process(host.identify(event.tgid, event.comm))) }
+        }
+        for a in found { apply(a) }
+        return found
+    }
+
+    public mutating func apply(_ event: Event) -> Step {
+        let device = model.device(of: event)
+        let named = model.guestName(of: event)
+        model.apply(event)
+        lifecycles?.apply(event, device: device)
+        return Step(event: event, guest: named ?? model.guestName(of: event), device: device)
+    }
+
+    public mutating func undecodable() { model.noteUndecodable() }
+
+    /// A look at the kernel counters. `irqs`: what sysfs says exists now (live), or the irqs a
+    /// recording says were live. With a time (trace's looks), an irq counting its first
+    /// interrupts since the previous look dates its vector's first interrupt. Returns those irqs.
+    @discardableResult
+    public mutating func deliver(_ snapshot: DeliverySnapshot, irqs: [Int: IRQInfo], at: UInt64?) -> [Int] {
+        let before = model.kernel.irqs
+        model.update(snapshot, irqs: irqs)
+        let fired = snapshot.irqs.filter { $0.value.interrupts > (before[$0.key]?.interrupts ?? 0) }.map(\.key).sorted()
+        if let at { for irq in fired { lifecycles?.firstInterrupt(irq: irq, at: at) } }
+        return fired
+    }
+
+    /// Applies an annotation, live or recorded.
+    public mutating func apply(_ annotation: Annotation) {
+        switch annotation {
+        case .process(let identity):
+            model.note(process: identity)
+        case .device(let address, let driver, let intx):
+            model.note(driver: driver, of: address)
+            if let intx { model.note(line: intx, of: address) }
+        case .delivery(let d):
+            // a recording may repeat an irq: keep one
+            deliver(d.snapshot, irqs: Dictionary(d.live.map { ($0, IRQInfo(name: "")) }, uniquingKeysWith: { a, _ in a }), at: d.at)
+        case .exit(let tgid):
+            if !keepExited { model.processExited(tgid) }
+        case .meta, .scrape, .end:
+            break
+        }
+    }
+
+    /// A recording's entry; the step when it is an event.
+    public mutating func play(_ entry: Recording.Entry) -> Step? {
+        switch entry {
+        case .event(let e): return apply(e)
+        case .annotation(let a): apply(a); return nil
+        }
+    }
+}
