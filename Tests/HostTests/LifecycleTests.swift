@@ -105,10 +105,13 @@ extension Host {
             let doctor = try run([HostEnv.binary, "doctor", "--json"])
             let json = try JSONSerialization.jsonObject(with: Data(doctor.stdout.utf8)) as? [String: Any] ?? [:]
             let missing = (json["families"] as? [[String: Any]] ?? []).filter { $0["available"] as? Bool == false }
-            let r = try run([HostEnv.binary, "serve", "--strict", "--web.listen-address=127.0.0.1:\(freePort())"], timeout: 5)
             if missing.isEmpty {
-                #expect(r.status != 0 || true) // every family attached: --strict serves (killed by the timeout)
+                // every family attaches here: --strict serves
+                let (serve, port) = try HostEnv.serve(["--strict"])
+                #expect(try HostEnv.scrape(port).samples.contains { $0.name == "irqscope_build_info" })
+                #expect(serve.stop().status == 0)
             } else {
+                let r = try run([HostEnv.binary, "serve", "--strict", "--web.listen-address=127.0.0.1:\(freePort())"], timeout: 30)
                 #expect(r.status == 1)
                 #expect(r.stderr.contains("--strict: probe family"))
             }

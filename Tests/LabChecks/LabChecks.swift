@@ -178,6 +178,10 @@ public enum LabChecks {
         }
         #expect(summary["irte_allocated"] as? String == "at MSI allocation")
         let device = try #require((summary["devices"] as? [[String: Any]])?.first { $0["guest"] as? String == "gamma" })
+        // what the VMM did, and the trace's own summary of it
+        #expect(device["grows_dynamic"] as? Int == vmm.dynamicAdds && device["cycles"] as? Int == vmm.cycles
+                && device["grows_reenable"] as? Int == vmm.liveReenables && device["windows"] as? Int == vmm.liveReenables,
+                "trace summary \(device) vs the VMM: cycles=\(vmm.cycles) dynamic_adds=\(vmm.dynamicAdds) live re-enables=\(vmm.liveReenables)")
         let live = try parseExposition(String(contentsOfFile: dir + "/trace.metrics", encoding: .utf8))
         let labels = ["guest": "gamma"]
         #expect(Double(device["grows_dynamic"] as? Int ?? -1) == live.value("irqscope_msix_grows_total", labels.merging(["mode": "dynamic"]) { $1 }))
@@ -195,6 +199,23 @@ public enum LabChecks {
             let fired = rows.filter { $0[8] != "-" }
             #expect(fired.count >= n, "vectors with a first interrupt: \(fired.count) of \(n)")
         }
+    }
+
+    /// This build's pipeline over the trace's own recording: the VMM's steps are gamma's, and the
+    /// model holds what the VMM did (what `trace` printed live is checked by `trace`).
+    public static func traceRecording(_ dir: String) throws {
+        let vmm = try VMMLog.read(dir + "/trace.vmm.log")
+        var pipeline = Pipeline(lifecycles: true, keepExited: true)
+        let steps = try readRecording(dir + "/trace-cli.rec").compactMap { pipeline.play($0) }
+        let calls = steps.filter { $0.event.tgid == UInt32(vmm.pid) && $0.event.kind.isProcessCall }
+        #expect(!calls.isEmpty && calls.allSatisfy { $0.guest == "gamma" }, "VMM calls not gamma's: \(calls.filter { $0.guest != "gamma" }.count) of \(calls.count)")
+        let device = try #require(pipeline.model.devices.devices.values.first { $0.owner == UInt32(vmm.pid) }, "no device of the VMM")
+        let n = vmm.vectors
+        let requests = calls.filter { if case .requestIRQ(let name, _) = $0.event.kind { name.hasPrefix("vfio-msix") && $0.event.result == 0 } else { false } }
+        #expect(requests.count == (vmm.noresize ? n * (n + 1) / 2 : n), "\(requests.count) vfio-msix requests for \(n) vectors")
+        #expect(device.grows[.dynamic, default: 0] == UInt64(vmm.dynamicAdds) && device.cycles == UInt64(vmm.cycles)
+                && device.grows[.reenable, default: 0] == UInt64(vmm.liveReenables) && device.windows.count == UInt64(vmm.liveReenables),
+                "replayed \(device.address): cycles \(device.cycles) grows \(device.grows) windows \(device.windows.count); the VMM: cycles=\(vmm.cycles) dynamic_adds=\(vmm.dynamicAdds) live re-enables=\(vmm.liveReenables)")
     }
 
     // MARK: - Two guests at once
@@ -503,6 +524,10 @@ public struct VMMLog: Sendable {
     public var failures = 0
     public var failureErrnos: [Int: Int] = [:]
     public var cycles = 0
+    public var dynamicAdds = 0
+    /// Re-enables made to add a vector while others were live: each grows the table, each opens
+    /// a window in which MSI-X is off with live vectors.
+    public var liveReenables = 0
     public var raised = 0
     public var received = 0
     public var windowRaised = 0
@@ -519,6 +544,9 @@ public struct VMMLog: Sendable {
                 log.vectors = Int(f["vectors"] ?? "") ?? -1
                 log.failures = Int(f["failures"] ?? "") ?? -1
                 log.cycles = Int(f["cycles"] ?? "") ?? -1
+                log.dynamicAdds = Int(f["dynamic_adds"] ?? "") ?? -1
+            } else if line.hasPrefix("step action=reenable ") {
+                if f["vector"] != "0" { log.liveReenables += 1 }
             } else if line.hasPrefix("interrupts ") {
                 log.raised = Int(f["raised"] ?? "") ?? -1
                 log.received = Int(f["received"] ?? "") ?? -1

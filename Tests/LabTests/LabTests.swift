@@ -64,6 +64,7 @@ struct LabTests {
 
     @Test(arguments: LabPlan.kernels("main")) func traceAroundAVMM(kernel: String) throws {
         try LabChecks.trace("\(labResults)/\(kernel)/main")
+        try LabChecks.traceRecording("\(labResults)/\(kernel)/main")
     }
 
     @Test(arguments: LabPlan.kernels("guests")) func twoGuestsRaisingInterrupts(kernel: String) throws {
