@@ -98,6 +98,7 @@ final class Collector: Sendable {
             // the time the counts were known by: after the read, which under emulation takes tens
             // of milliseconds (stamped before it, a look landed before the irq it saw was allocated)
             try look(&s, at: { monotonicNow() })
+            s.recorder?.flushIfDue()
         }
     }
 
