@@ -3,7 +3,6 @@ import IrqscopeABI
 /// A lifecycle event as the kernel reported it, decoded from `struct irqscope_event`.
 public struct Event: Sendable, Equatable {
     public var timeNs: UInt64
-    public var cgroupID: UInt64
     /// The hooked function's return value, where it has one (0 otherwise).
     public var result: Int64
     public var source: EventSource
@@ -46,12 +45,11 @@ public struct Event: Sendable, Equatable {
     }
 
     public init(
-        timeNs: UInt64, cgroupID: UInt64 = 0, result: Int64 = 0, source: EventSource = .tracepoint,
+        timeNs: UInt64, result: Int64 = 0, source: EventSource = .tracepoint,
         tgid: UInt32, pid: UInt32, cpu: UInt32 = 0, irq: Int32? = nil, comm: String, device: String? = nil,
         kind: Kind
     ) {
         self.timeNs = timeNs
-        self.cgroupID = cgroupID
         self.result = result
         self.source = source
         self.tgid = tgid

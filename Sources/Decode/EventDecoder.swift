@@ -34,7 +34,7 @@ extension Event {
         guard let source = EventSource(rawValue: raw.source) else { throw .unknownSource(raw.source) }
         let kind = try Self.kind(of: raw)
         self.init(
-            timeNs: raw.time_ns, cgroupID: raw.cgroup_id, result: raw.result, source: source,
+            timeNs: raw.time_ns, result: raw.result, source: source,
             tgid: raw.tgid, pid: raw.pid, cpu: raw.cpu, irq: raw.irq < 0 ? nil : raw.irq,
             comm: cString(raw.comm), device: nonEmpty(cString(raw.device)), kind: kind)
     }
