@@ -102,7 +102,10 @@ final class BPFObject: @unchecked Sendable {
             var refused: [String: String] = [:]
             for (i, entry) in loading.enumerated() {
                 let log = logs.assumingMemoryBound(to: CChar.self) + i * size
-                if log[0] != 0 { refused[entry.name] = Settle.loadFailure(errno: -rc, log: String(cString: log)) }
+                guard log[0] != 0 else { continue }
+                let text = String(cString: log)
+                LibbpfLog.debug(program: entry.name, log: text)
+                refused[entry.name] = Settle.loadFailure(errno: -rc, log: text)
             }
             return (-rc, refused)
         }

@@ -138,7 +138,7 @@ extension KernelFacts {
         var empty = [bpf_insn](repeating: bpf_insn(), count: 2)
         empty[0].code = 0xb7 // BPF_ALU64 | BPF_MOV | BPF_K: r0 = 0
         empty[1].code = 0x95 // BPF_JMP | BPF_EXIT
-        let (fd, code, _) = loadTracing(&empty, attach: BPF_TRACE_FENTRY, btfID: UInt32(id))
+        let (fd, code, _) = loadTracing(&empty, attach: BPF_TRACE_FENTRY, btfID: UInt32(id), log: false)
         guard fd >= 0 else {
             let no: Availability = code == EPERM || code == EACCES
                 ? .unavailable(
@@ -159,7 +159,7 @@ extension KernelFacts {
         getRet[3].code = 0x85; getRet[3].imm = 184                                    // call bpf_get_func_ret
         getRet[4].code = 0xb7                                                         // r0 = 0
         getRet[5].code = 0x95                                                         // exit
-        let (retFD, retCode, log) = loadTracing(&getRet, attach: BPF_TRACE_FEXIT, btfID: UInt32(id))
+        let (retFD, retCode, log) = loadTracing(&getRet, attach: BPF_TRACE_FEXIT, btfID: UInt32(id), log: true)
         if retFD >= 0 {
             Glibc.close(retFD)
             return (trampolines, .available("test fexit program calling it loaded"))
@@ -172,16 +172,19 @@ extension KernelFacts {
         return (trampolines, .available("not determined: a test fexit program failed with \(errnoName(retCode))"))
     }
 
-    private static func loadTracing(_ insns: inout [bpf_insn], attach: bpf_attach_type, btfID: UInt32) -> (fd: Int32, errno: Int32, log: String) {
+    private static func loadTracing(_ insns: inout [bpf_insn], attach: bpf_attach_type, btfID: UInt32,
+                                    log wanted: Bool) -> (fd: Int32, errno: Int32, log: String) {
         var log = [CChar](repeating: 0, count: 4096)
         let (fd, code) = log.withUnsafeMutableBufferPointer { buf in
             var opts = bpf_prog_load_opts()
             opts.sz = MemoryLayout<bpf_prog_load_opts>.size
             opts.expected_attach_type = attach
             opts.attach_btf_id = btfID
-            opts.log_buf = buf.baseAddress
-            opts.log_size = UInt32(buf.count)
-            opts.log_level = 1
+            if wanted {
+                opts.log_buf = buf.baseAddress
+                opts.log_size = UInt32(buf.count)
+                opts.log_level = 1
+            }
             let fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "irqscope_probe", "GPL", &insns, insns.count, &opts)
             return (fd, errno)
         }

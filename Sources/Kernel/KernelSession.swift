@@ -56,6 +56,7 @@ public final class KernelSession: @unchecked Sendable {
         let clock = ContinuousClock(), started = clock.now
         var planning = Duration.zero, loading = Duration.zero, attaching = Duration.zero
         let facts = KernelFacts.gather()
+        planning += clock.now - started
         let image = base64Decode(EmbeddedBPF.irqscope)
         let slots = Self.irqSlots()
         let cpus = libbpf_num_possible_cpus()

@@ -32,6 +32,14 @@ enum LibbpfLog {
         }
     }
 
+    /// A program's own verifier log, which libbpf does not print once the program has a buffer:
+    /// shown where `--log.level=debug` would have shown it.
+    static func debug(program: String, log: String) {
+        guard verbose.load(ordering: .relaxed) else { return }
+        let text = "libbpf: prog '\(program)': -- BEGIN PROG LOAD LOG --\n\(log)-- END PROG LOAD LOG --\n"
+        _ = text.withCString { write(2, $0, strlen($0)) }
+    }
+
     /// Lines logged since the last call.
     static func drain() -> [String] {
         lines.withLock { l in
