@@ -83,10 +83,10 @@ let package = Package(
         .testTarget(name: "LabTests", dependencies: ["LabChecks", "TestSupport"], path: "Tests/LabTests"),
         // Dashboards/ and deploy/: promtool, a real Prometheus over the lab's metrics, systemd-analyze. No root needed.
         .testTarget(name: "OperationsTests", dependencies: ["TestSupport"], path: "Tests/OperationsTests"),
-        // The real kernel: root and BPF. Runs the built irqscope binary.
+        // The real kernel: root and BPF. Runs the built irqscope binary, and test-runs its BPF programs.
         .testTarget(
             name: "HostTests",
-            dependencies: ["TestSupport"],
+            dependencies: ["TestSupport", "IrqscopeKernel", "IrqscopeABI", "CLibbpf"],
             path: "Tests/HostTests",
             exclude: ["attack.py"]
         ),

@@ -7,6 +7,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "irqscope_abi.h"
+#include "compat.h"
 
 #define UINT_MAX_U32 0xffffffffu
 
@@ -42,7 +43,6 @@ static __always_inline struct irqscope_event *event_reserve(u32 type, u32 source
     /* ring buffer memory is not zeroed: clear what a hook may leave unset */
     __builtin_memset(e, 0, sizeof(*e));
     e->time_ns = bpf_ktime_get_ns();
-    e->cgroup_id = bpf_get_current_cgroup_id();
     e->type = type;
     e->source = source;
     e->tgid = id >> 32;
@@ -86,9 +86,7 @@ static __always_inline u32 set_alloc_info_device(struct irqscope_event *e, struc
     if (!desc)
         return UINT_MAX_U32;
     set_device(e, BPF_CORE_READ(desc, dev));
-    if (bpf_core_field_exists(desc->msi_index))
-        return BPF_CORE_READ(desc, msi_index);
-    return UINT_MAX_U32;
+    return compat_msi_index(desc);
 }
 
 /* Argument n of a tracing context, loaded at a fixed offset. Where a CO-RE check picks
@@ -170,8 +168,10 @@ static __always_inline bool take_args(u32 source, u64 *out)
     }
 
 /* fn returns a value the handler needs: fexit, or kprobe + kretprobe. The return value is
- * read with bpf_get_func_ret: 6.1's verifier refuses a ctx load of a `void *` return slot. */
-#define HOOK_RETURN(fn, nargs, source, handler)                                  \
+ * read with bpf_get_func_ret (5.17, f92c1e183604 "bpf: Add get_func_[arg|ret|arg_cnt] helpers";
+ * user space plans kretprobes where it is missing): 6.1's verifier refuses a ctx load of a
+ * `void *` return slot. */
+#define HOOK_RETURN(fn, source, handler)                                  \
     SEC("fexit/" #fn)                                                            \
     int fexit__##fn(u64 *ctx)                                                    \
     {                                                                            \

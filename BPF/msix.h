@@ -23,7 +23,7 @@ static __always_inline int on_pci_enable_msix_range_internal(const u64 *a, u64 r
     return emit_msix_enable((struct pci_dev *)a[0], (s32)a[2], (s32)a[3], (u32)a[5], (s32)ret,
                             IRQSCOPE_SRC_PCI_ENABLE_MSIX_RANGE_INTERNAL);
 }
-HOOK_RETURN(__pci_enable_msix_range, 6, IRQSCOPE_SRC_PCI_ENABLE_MSIX_RANGE_INTERNAL,
+HOOK_RETURN(__pci_enable_msix_range, IRQSCOPE_SRC_PCI_ENABLE_MSIX_RANGE_INTERNAL,
             on_pci_enable_msix_range_internal)
 
 /* Where __pci_enable_msix_range is inlined: its two exported callers. */
@@ -36,7 +36,7 @@ static __always_inline int on_pci_alloc_irq_vectors(const u64 *a, u64 ret)
     return emit_msix_enable((struct pci_dev *)a[0], (s32)a[1], (s32)a[2], flags, (s32)ret,
                             IRQSCOPE_SRC_PCI_ALLOC_IRQ_VECTORS);
 }
-HOOK_RETURN(pci_alloc_irq_vectors_affinity, 5, IRQSCOPE_SRC_PCI_ALLOC_IRQ_VECTORS, on_pci_alloc_irq_vectors)
+HOOK_RETURN(pci_alloc_irq_vectors_affinity, IRQSCOPE_SRC_PCI_ALLOC_IRQ_VECTORS, on_pci_alloc_irq_vectors)
 
 /* pci_enable_msix_range(dev, entries, minvec, maxvec) */
 static __always_inline int on_pci_enable_msix_range(const u64 *a, u64 ret)
@@ -44,7 +44,7 @@ static __always_inline int on_pci_enable_msix_range(const u64 *a, u64 ret)
     return emit_msix_enable((struct pci_dev *)a[0], (s32)a[2], (s32)a[3], PCI_IRQ_MSIX, (s32)ret,
                             IRQSCOPE_SRC_PCI_ENABLE_MSIX_RANGE);
 }
-HOOK_RETURN(pci_enable_msix_range, 4, IRQSCOPE_SRC_PCI_ENABLE_MSIX_RANGE, on_pci_enable_msix_range)
+HOOK_RETURN(pci_enable_msix_range, IRQSCOPE_SRC_PCI_ENABLE_MSIX_RANGE, on_pci_enable_msix_range)
 
 /* pci_msix_alloc_irq_at(dev, index, affdesc) returns struct msi_map {int index; int virq;}
  * in RAX: index in the low half (negative errno on failure), virq in the high half. */

@@ -16,10 +16,10 @@ static __always_inline int on_vfio_set_irqs(const u64 *a, u64 ret)
     event_submit(e);
     return 0;
 }
-HOOK_RETURN(vfio_pci_set_irqs_ioctl, 6, IRQSCOPE_SRC_VFIO_PCI_SET_IRQS_IOCTL, on_vfio_set_irqs)
+HOOK_RETURN(vfio_pci_set_irqs_ioctl, IRQSCOPE_SRC_VFIO_PCI_SET_IRQS_IOCTL, on_vfio_set_irqs)
 
-/* kvm_pi_irte_update: (host_irq, vcpu_id, gsi, gvec, pi_desc_addr, set) up to 6.x;
- * (host_irq, vcpu, gsi, gvec, set) once pi_desc_addr left the record. */
+/* kvm_pi_irte_update: (host_irq, vcpu_id, gsi, gvec, pi_desc_addr, set), or
+ * (host_irq, vcpu, gsi, gvec, set) once pi_desc_addr left the record (compat.h). */
 static __always_inline int on_kvm_pi_irte_update(u64 *ctx)
 {
     struct irqscope_event *e = event_reserve(IRQSCOPE_EV_PI_UPDATE, IRQSCOPE_SRC_TRACEPOINT);
@@ -28,7 +28,7 @@ static __always_inline int on_kvm_pi_irte_update(u64 *ctx)
     e->irq = (u32)ctx[0];
     e->u.pi_update.gsi = (u32)ctx[2];
     e->u.pi_update.gvec = (u32)ctx[3];
-    if (bpf_core_field_exists(struct trace_event_raw_kvm_pi_irte_update, pi_desc_addr)) {
+    if (compat_pi_irte_update_has_pi_desc_addr()) {
         e->u.pi_update.vcpu_id = (u32)ctx[1];
         e->u.pi_update.set = (u8)CTX_ARG(ctx, 5);
     } else {

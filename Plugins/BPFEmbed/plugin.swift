@@ -3,8 +3,10 @@ import PackagePlugin
 /// Compiles every `BPF/*.bpf.c` with the toolchain's clang (`-target bpf`), strips DWARF
 /// (BTF and BTF.ext stay, CO-RE needs them) and embeds each object in the target as a
 /// base64 string literal: a `[UInt8]` literal of this size takes minutes to type-check,
-/// a string literal takes milliseconds. Only the generated Swift file is declared as an
-/// output; a declared `.o` would become a resource bundle that needs Foundation.
+/// a string literal takes milliseconds. Next to each, the names of the object's programs
+/// (global functions outside .text), so that a test can hold the loader's names against them.
+/// Only the generated Swift file is declared as an output; a declared `.o` would become a
+/// resource bundle that needs Foundation.
 @main
 struct BPFEmbed: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
@@ -13,6 +15,7 @@ struct BPFEmbed: BuildToolPlugin {
         let abiInclude = root.appending(path: "Sources/ABI/include")
         let clang = try context.tool(named: "clang").url
         let objcopy = try context.tool(named: "llvm-objcopy").url
+        let objdump = try context.tool(named: "llvm-objdump").url
         let work = context.pluginWorkDirectoryURL
         let output = work.appending(path: "EmbeddedBPF.swift")
 
@@ -36,6 +39,10 @@ struct BPFEmbed: BuildToolPlugin {
                 printf '    static let %s = "' \(quote(swiftName(name))) >> "$tmp"
                 base64 -w0 \(quote(object)) >> "$tmp"
                 printf '"\\n' >> "$tmp"
+                \(quote(objdump.path)) -t \(quote(object)) > \(quote(object + ".syms"))
+                printf '    static let %sPrograms: Set<String> = [\\n' \(quote(swiftName(name))) >> "$tmp"
+                awk '$2 == "g" && $3 == "F" && $4 != ".text" { printf "        \\"%s\\",\\n", $NF }' \(quote(object + ".syms")) >> "$tmp"
+                printf '    ]\\n' >> "$tmp"
 
                 """
         }

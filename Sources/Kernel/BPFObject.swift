@@ -31,11 +31,6 @@ final class BPFObject: @unchecked Sendable {
     /// Separate from `lock`: the reader thread blocks in poll, scrapes must not wait on it.
     private let ringLock = Mutex(())
 
-    struct Program {
-        var name: String
-        var section: String
-    }
-
     /// Opens (does not load) an ELF object held in memory. libbpf may keep pointers into the
     /// image until the object is closed, so the object owns a copy.
     init(image bytes: [UInt8], name: String) throws(KernelError) {
@@ -61,19 +56,6 @@ final class BPFObject: @unchecked Sendable {
         image.deallocate()
     }
 
-    var programs: [Program] {
-        lock.withLock { _ in
-            var out: [Program] = []
-            var p = bpf_object__next_program(object, nil)
-            while let prog = p {
-                out.append(Program(name: String(cString: bpf_program__name(prog)),
-                                   section: String(cString: bpf_program__section_name(prog))))
-                p = bpf_object__next_program(object, prog)
-            }
-            return out
-        }
-    }
-
     func setAutoload(_ enabled: Set<String>) {
         lock.withLock { _ in
             var p = bpf_object__next_program(object, nil)
@@ -92,9 +74,50 @@ final class BPFObject: @unchecked Sendable {
         if rc != 0 { throw .errno("cannot size map \(map)", -rc) }
     }
 
-    /// Loads every program whose autoload is on. Returns the negative errno on failure.
-    func load() -> Int32 {
-        lock.withLock { _ in bpf_object__load(object) }
+    /// Loads every program whose autoload is on. On failure, the errno and the programs the
+    /// verifier refused, each with what doctor should say.
+    func load() -> (errno: Int32, refused: [String: String]) {
+        lock.withLock { _ in
+            // One log buffer per program: libbpf loads with log level 0 and fills a program's buffer
+            // only when the kernel refuses it (it retries with level 1), so a buffer with text
+            // names a culprit. 1 MiB each in one lazily backed mapping: a log that does not fit
+            // would turn the errno into ENOSPC.
+            var loading: [(program: OpaquePointer, name: String)] = []
+            var p = bpf_object__next_program(object, nil)
+            while let prog = p {
+                if bpf_program__autoload(prog) { loading.append((prog, String(cString: bpf_program__name(prog)))) }
+                p = bpf_object__next_program(object, prog)
+            }
+            let size = 1 << 20
+            let length = max(loading.count, 1) * size
+            let mapped = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+            guard let logs = mapped, logs != MAP_FAILED else { return (-bpf_object__load(object), [:]) }
+            defer { munmap(logs, length) }
+            for (i, entry) in loading.enumerated() {
+                _ = bpf_program__set_log_buf(entry.program, logs.assumingMemoryBound(to: CChar.self) + i * size, size)
+            }
+            let rc = bpf_object__load(object)
+            for entry in loading { _ = bpf_program__set_log_buf(entry.program, nil, 0) }
+            guard rc != 0 else { return (0, [:]) }
+            var refused: [String: String] = [:]
+            for (i, entry) in loading.enumerated() {
+                let log = logs.assumingMemoryBound(to: CChar.self) + i * size
+                guard log[0] != 0 else { continue }
+                let text = String(cString: log)
+                LibbpfLog.debug(program: entry.name, log: text)
+                refused[entry.name] = Settle.loadFailure(errno: -rc, log: text)
+            }
+            return (-rc, refused)
+        }
+    }
+
+    /// The file descriptor of a loaded program.
+    func programFD(_ name: String) -> Int32? {
+        lock.withLock { _ in
+            guard let prog = bpf_object__find_program_by_name(object, name) else { return nil }
+            let fd = bpf_program__fd(prog)
+            return fd < 0 ? nil : fd
+        }
     }
 
     /// Attaches a loaded program the way its section says (fentry, kprobe, tp_btf, ...).

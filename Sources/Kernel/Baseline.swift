@@ -8,8 +8,8 @@ public final class BaselineProgram: @unchecked Sendable {
 
     public init() throws(KernelError) {
         object = try BPFObject(image: base64Decode(EmbeddedBPF.benchEmpty), name: "irqscope_bench")
-        let rc = object.load()
-        guard rc == 0 else { throw .errno("cannot load the baseline program", -rc) }
+        let (code, refused) = object.load()
+        guard code == 0 else { throw .errno("cannot load the baseline program\(refused.values.first.map { " (\($0))" } ?? "")", code) }
         if case .failure(let error) = object.attach(program: "bench_empty") { throw error }
     }
 

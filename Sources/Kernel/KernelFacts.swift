@@ -2,10 +2,11 @@ import CLibbpf
 import Glibc
 import IrqscopeDecode
 
-/// What this kernel offers for attaching: decided by looking (sysfs, BTF, kallsyms) and, for
-/// trampolines, by trying. Used only while loading, on one thread.
-final class KernelFacts {
-    enum Availability: Equatable {
+/// What this kernel offers for attaching, as plain values. `gather` does the looking (sysfs,
+/// BTF, kallsyms) and, for trampolines and bpf_get_func_ret, the trying; AttachPlan only reads
+/// the result, so a test can plan for a kernel it does not run on.
+struct KernelFacts: Sendable, Equatable {
+    enum Availability: Sendable, Equatable {
         case available(String)
         /// `short` goes on each affected hook's line, `detail` in the kernel section.
         case unavailable(short: String, detail: String)
@@ -24,29 +25,42 @@ final class KernelFacts {
         }
     }
 
-    let release: String
-    private let vmlinuxBTF: OpaquePointer?
-    private var moduleBTF: [String: OpaquePointer?] = [:]
+    var release: String
+    var btf: Availability
+    var trampolines: Availability
+    /// bpf_get_func_ret (helper 184, 5.17+), which every fexit program reads the return value with.
+    var funcRet: Availability
+    var kprobes: Availability
+    /// The catalog's modules that are loaded or built in.
+    var modules: Set<String>
+    /// The catalog's functions in the BTF of the object that holds them (vmlinux or their module).
+    var btfFunctions: Set<String>
+    /// The catalog's tracepoints with a `btf_trace_<name>` typedef, which tp_btf needs.
+    var btfTracepoints: Set<String>
+    /// The catalog's tracepoints that exist at all (BTF or tracefs), by display name ("group:name").
+    var tracepoints: Set<String>
     /// The catalog's functions that /proc/kallsyms lists (the kprobe fallback's test).
-    private(set) lazy var kallsyms: Set<String> = readKallsyms(wanted: Set(HookCatalog.families.flatMap { $0.alternatives.joined() }
-        .filter { if case .function = $0.kind { true } else { false } }.map(\.name)))
-    /// How long reading /proc/kallsyms took, once it was read (for the start-up report).
-    private(set) var kallsymsTime: Duration?
-    let btf: Availability
-    private(set) var trampolines: Availability = .unavailable(short: "not probed", detail: "not probed")
-    let kprobes: Availability
+    var kallsyms: Set<String>
+    /// How long reading /proc/kallsyms took (for the start-up report).
+    var kallsymsTime: Duration?
+}
 
-    init() {
+extension KernelFacts {
+    /// Looks at this kernel for everything the catalog's hooks could need.
+    static func gather(for catalog: [FamilySpec] = HookCatalog.families) -> KernelFacts {
         var u = utsname()
         uname(&u)
-        release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
 
-        vmlinuxBTF = btf__load_vmlinux_btf()
-        btf = vmlinuxBTF != nil
+        let hooks = catalog.flatMap { $0.alternatives.flatMap(\.hooks) }
+        let vmlinux = btf__load_vmlinux_btf()
+        defer { if let vmlinux { btf__free(vmlinux) } }
+        let btf: Availability = vmlinux != nil
             ? .available("/sys/kernel/btf/vmlinux")
             : .unavailable(short: "no kernel BTF",
                            detail: "no kernel BTF (/sys/kernel/btf/vmlinux missing: CONFIG_DEBUG_INFO_BTF off); CO-RE programs cannot load")
 
+        let kprobes: Availability
         if fileExists("/sys/bus/event_source/devices/kprobe/type") {
             kprobes = .available("kprobe PMU")
         } else if fileExists("/sys/kernel/tracing/kprobe_events") || fileExists("/sys/kernel/debug/tracing/kprobe_events") {
@@ -56,89 +70,131 @@ final class KernelFacts {
                 short: "kernel without kprobes (CONFIG_KPROBES off)",
                 detail: "kernel without kprobes: no kprobe PMU in /sys/bus/event_source/devices and no kprobe_events (CONFIG_KPROBES off)")
         }
-        trampolines = probeTrampolines()
-    }
 
-    deinit {
-        for case let btf? in moduleBTF.values { btf__free(btf) }
-        if let vmlinuxBTF { btf__free(vmlinuxBTF) }
-    }
-
-    /// BTF of the kernel object that should hold `name`: vmlinux, or a module's split BTF
-    /// (a "module" built into the kernel has its types in vmlinux).
-    private func btfFor(module: String?) -> OpaquePointer? {
-        guard let vmlinuxBTF else { return nil }
-        guard let module, !isBuiltin(module) else { return vmlinuxBTF }
-        if let cached = moduleBTF[module] { return cached }
-        let loaded = fileExists("/sys/kernel/btf/\(module)") ? btf__load_module_btf(module, vmlinuxBTF) : nil
-        moduleBTF[module] = loaded
-        return loaded
-    }
-
-    func moduleLoaded(_ module: String) -> Bool { fileExists("/sys/module/\(module)") }
-
-    /// Built-in modules have a /sys/module entry but no initstate (and no BTF file of their own).
-    func isBuiltin(_ module: String) -> Bool {
-        fileExists("/sys/module/\(module)") && !fileExists("/sys/module/\(module)/initstate")
-    }
-
-    func hasFunction(_ name: String, module: String?) -> Bool {
-        guard let btf = btfFor(module: module) else { return false }
-        return btf__find_by_name_kind(btf, name, btfKindFunc) > 0
-    }
-
-    /// tp_btf needs the `btf_trace_<name>` typedef the kernel emits for each tracepoint.
-    func hasTracepointBTF(_ name: String, module: String?) -> Bool {
-        guard let btf = btfFor(module: module) else { return false }
-        return btf__find_by_name_kind(btf, "btf_trace_\(name)", btfKindTypedef) > 0
-    }
-
-    /// Whether the tracepoint exists at all (raw_tp): BTF when we have it, else tracefs.
-    func tracepointExists(group: String, name: String, module: String?) -> Bool {
-        if hasTracepointBTF(name, module: module) { return true }
-        for base in ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"] {
-            if fileExists("\(base)/\(group)/\(name)") { return true }
+        let modules = Set(hooks.compactMap(\.module).filter { fileExists("/sys/module/\($0)") })
+        // BTF of the kernel object that should hold a hook: vmlinux, or a module's split BTF (a
+        // "module" built into the kernel has a /sys/module entry without initstate, and its
+        // types in vmlinux).
+        var moduleBTF: [String: OpaquePointer?] = [:]
+        defer { for case let b? in moduleBTF.values { btf__free(b) } }
+        func isBuiltin(_ module: String) -> Bool {
+            fileExists("/sys/module/\(module)") && !fileExists("/sys/module/\(module)/initstate")
         }
-        return false
+        func btfFor(_ module: String?) -> OpaquePointer? {
+            guard let vmlinux else { return nil }
+            guard let module, !isBuiltin(module) else { return vmlinux }
+            if let cached = moduleBTF[module] { return cached }
+            let loaded = fileExists("/sys/kernel/btf/\(module)") ? btf__load_module_btf(module, vmlinux) : nil
+            moduleBTF[module] = loaded
+            return loaded
+        }
+        func has(_ name: String, kind: UInt32, module: String?) -> Bool {
+            guard let b = btfFor(module) else { return false }
+            return btf__find_by_name_kind(b, name, kind) > 0
+        }
+
+        var btfFunctions = Set<String>(), btfTracepoints = Set<String>(), tracepoints = Set<String>()
+        var functionNames = Set<String>()
+        for hook in hooks {
+            switch hook.kind {
+            case .function:
+                functionNames.insert(hook.name)
+                if has(hook.name, kind: btfKindFunc, module: hook.module) { btfFunctions.insert(hook.name) }
+            case .tracepoint(let group):
+                if has("btf_trace_\(hook.name)", kind: btfKindTypedef, module: hook.module) {
+                    btfTracepoints.insert(hook.name)
+                    tracepoints.insert(hook.displayName)
+                } else if ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"]
+                            .contains(where: { fileExists("\($0)/\(group)/\(hook.name)") }) {
+                    tracepoints.insert(hook.displayName)
+                }
+            }
+        }
+
+        let (trampolines, funcRet) = probeTrampolines(vmlinux)
+        let clock = ContinuousClock(), start = clock.now
+        let kallsyms = readKallsyms(wanted: functionNames)
+        return KernelFacts(release: release, btf: btf, trampolines: trampolines, funcRet: funcRet, kprobes: kprobes,
+                           modules: modules, btfFunctions: btfFunctions, btfTracepoints: btfTracepoints,
+                           tracepoints: tracepoints, kallsyms: kallsyms, kallsymsTime: clock.now - start)
     }
+
+    static let noFuncRet = "this kernel has no bpf_get_func_ret (helper 184, Linux 5.17+), which fexit programs use to read the return value"
 
     /// fentry/fexit need BPF trampolines; some kernels refuse them even to root. The only
-    /// reliable test is to load one: an empty fentry program on a function that exists.
-    private func probeTrampolines() -> Availability {
-        guard let vmlinuxBTF else { return .unavailable(short: "no kernel BTF", detail: "BPF trampolines need kernel BTF") }
+    /// reliable test is to load one: an empty fentry program on a function that exists. Where
+    /// that works, an fexit program calling bpf_get_func_ret tells whether the helper exists.
+    private static func probeTrampolines(_ vmlinux: OpaquePointer?) -> (Availability, funcRet: Availability) {
+        guard let vmlinux else {
+            let no = Availability.unavailable(short: "no kernel BTF", detail: "BPF trampolines need kernel BTF")
+            return (no, no)
+        }
         let target = "request_threaded_irq"
-        let id = btf__find_by_name_kind(vmlinuxBTF, target, btfKindFunc)
+        let id = btf__find_by_name_kind(vmlinux, target, btfKindFunc)
         guard id > 0 else {
-            return .unavailable(short: "cannot be probed", detail: "cannot probe: \(target) not in kernel BTF")
+            let no = Availability.unavailable(short: "cannot be probed", detail: "cannot probe: \(target) not in kernel BTF")
+            return (no, no)
         }
-        var insns = [bpf_insn](repeating: bpf_insn(), count: 2)
-        insns[0].code = 0xb7 // BPF_ALU64 | BPF_MOV | BPF_K: r0 = 0
-        insns[1].code = 0x95 // BPF_JMP | BPF_EXIT
-        var opts = bpf_prog_load_opts()
-        opts.sz = MemoryLayout<bpf_prog_load_opts>.size
-        opts.expected_attach_type = BPF_TRACE_FENTRY
-        opts.attach_btf_id = UInt32(id)
-        let fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "irqscope_probe", "GPL", &insns, 2, &opts)
-        if fd >= 0 {
-            Glibc.close(fd)
-            return .available("test fentry program on \(target) loaded")
+        var empty = [bpf_insn](repeating: bpf_insn(), count: 2)
+        empty[0].code = 0xb7 // BPF_ALU64 | BPF_MOV | BPF_K: r0 = 0
+        empty[1].code = 0x95 // BPF_JMP | BPF_EXIT
+        let (fd, code, _) = loadTracing(&empty, attach: BPF_TRACE_FENTRY, btfID: UInt32(id), log: false)
+        guard fd >= 0 else {
+            let no: Availability = code == EPERM || code == EACCES
+                ? .unavailable(
+                    short: "not permitted by this kernel (\(Errno.name(code)) loading a trampoline)",
+                    detail: "not permitted: the kernel refused a test fentry program with \(errnoName(code)) although irqscope holds the BPF capabilities (BPF trampolines are blocked on this host)")
+                : .unavailable(short: "refused by this kernel (\(errnoName(code)))",
+                               detail: "the kernel refused a test fentry program: \(errnoName(code))")
+            return (no, .unavailable(short: no.short, detail: no.detail))
         }
-        let code = errno
-        if code == EPERM || code == EACCES {
-            return .unavailable(
-                short: "not permitted by this kernel (\(Errno.name(code)) loading a trampoline)",
-                detail: "not permitted: the kernel refused a test fentry program with \(errnoName(code)) although irqscope holds the BPF capabilities (BPF trampolines are blocked on this host)")
+        Glibc.close(fd)
+        let trampolines = Availability.available("test fentry program on \(target) loaded")
+
+        // u64 ret = 0; bpf_get_func_ret(ctx, &ret); return 0;
+        var getRet = [bpf_insn](repeating: bpf_insn(), count: 6)
+        getRet[0].code = 0x7a; getRet[0].dst_reg = 10; getRet[0].off = -8             // *(u64 *)(r10 - 8) = 0
+        getRet[1].code = 0xbf; getRet[1].dst_reg = 2; getRet[1].src_reg = 10          // r2 = r10
+        getRet[2].code = 0x07; getRet[2].dst_reg = 2; getRet[2].imm = -8              // r2 += -8
+        getRet[3].code = 0x85; getRet[3].imm = 184                                    // call bpf_get_func_ret
+        getRet[4].code = 0xb7                                                         // r0 = 0
+        getRet[5].code = 0x95                                                         // exit
+        let (retFD, retCode, log) = loadTracing(&getRet, attach: BPF_TRACE_FEXIT, btfID: UInt32(id), log: true)
+        if retFD >= 0 {
+            Glibc.close(retFD)
+            return (trampolines, .available("test fexit program calling it loaded"))
         }
-        return .unavailable(short: "refused by this kernel (\(errnoName(code)))",
-                            detail: "the kernel refused a test fentry program: \(errnoName(code))")
+        // Only the verifier's own word that the helper is unknown counts: any other refusal is
+        // left to the real load, whose failure is fed back to the plan.
+        if log.contains("unknown#184") {
+            return (trampolines, .unavailable(short: noFuncRet, detail: noFuncRet))
+        }
+        return (trampolines, .available("not determined: a test fexit program failed with \(errnoName(retCode))"))
+    }
+
+    private static func loadTracing(_ insns: inout [bpf_insn], attach: bpf_attach_type, btfID: UInt32,
+                                    log wanted: Bool) -> (fd: Int32, errno: Int32, log: String) {
+        var log = [CChar](repeating: 0, count: 4096)
+        let (fd, code) = log.withUnsafeMutableBufferPointer { buf in
+            var opts = bpf_prog_load_opts()
+            opts.sz = MemoryLayout<bpf_prog_load_opts>.size
+            opts.expected_attach_type = attach
+            opts.attach_btf_id = btfID
+            if wanted {
+                opts.log_buf = buf.baseAddress
+                opts.log_size = UInt32(buf.count)
+                opts.log_level = 1
+            }
+            let fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "irqscope_probe", "GPL", &insns, insns.count, &opts)
+            return (fd, errno)
+        }
+        return (fd, code, String(cString: log))
     }
 
     /// Only names in `wanted` are kept: the file has 100,000-200,000 lines, and turning each into
     /// a String took 12-13 s of a 16 s start-up in the lab's emulated guests. Lines are matched as
     /// bytes, by length first.
-    private func readKallsyms(wanted: Set<String>) -> Set<String> {
-        let clock = ContinuousClock(), start = clock.now
-        defer { kallsymsTime = clock.now - start }
+    private static func readKallsyms(wanted: Set<String>) -> Set<String> {
         var byLength: [Int: [[UInt8]]] = [:]
         for name in wanted { byLength[name.utf8.count, default: []].append(Array(name.utf8)) }
         var found = Set<String>()

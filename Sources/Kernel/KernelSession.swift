@@ -55,75 +55,74 @@ public final class KernelSession: @unchecked Sendable {
         // where start-up time goes, reported: under emulation (the lab) it takes tens of seconds
         let clock = ContinuousClock(), started = clock.now
         var planning = Duration.zero, loading = Duration.zero, attaching = Duration.zero
-        let facts = KernelFacts()
+        let facts = KernelFacts.gather()
+        planning += clock.now - started
         let image = base64Decode(EmbeddedBPF.irqscope)
         let slots = Self.irqSlots()
         let cpus = libbpf_num_possible_cpus()
         guard cpus > 0 else { throw KernelError("cannot count possible CPUs: \(errnoName(cpus))") }
+        let catalog = HookCatalog.families.filter { options.families?.contains($0.name) ?? true }
 
-        var failed: [String: [String: String]] = [:]
-        var rounds = 0
-        while true {
-            rounds += 1
+        let outcome = try Settle.run(plan: { failed in
             let planned = clock.now
-            let catalog = HookCatalog.families.filter { options.families?.contains($0.name) ?? true }
-            let plan = AttachPlan(catalog: catalog, facts: facts, allowed: options.allowed, failed: failed,
-                                  variants: ["irq_handler_exit": "__\(slots)"])
+            defer { planning += clock.now - planned }
+            return AttachPlan(catalog: catalog, facts: facts, allowed: options.allowed, failed: failed,
+                              variants: ["irq_handler_exit": "__\(slots)"])
+        }, attempt: { plan throws(KernelError) -> Settle.Attempt<BPFObject> in
             let object = try BPFObject(image: image, name: "irqscope")
-            object.setAutoload(plan.programs)
+            object.setAutoload(Set(plan.programs.map(\.description)))
             try object.setMaxEntries(map: "irq_counts", slots * UInt32(cpus))
             if let bytes = options.ringBufferBytes { try object.setMaxEntries(map: "events", bytes) }
             _ = LibbpfLog.drain()
             let loadStart = clock.now
-            planning += loadStart - planned
-            let rc = object.load()
+            let (code, refusedByVerifier) = object.load()
             loading += clock.now - loadStart
-            if rc != 0 {
+            if code != 0 {
                 let log = LibbpfLog.drain()
-                let culprits = Self.failedPrograms(in: log)
-                let newFailures = Self.record(culprits, plan: plan, into: &failed)
                 object.close()
-                if newFailures == 0 || rounds > 64 {
-                    throw KernelError("cannot load the BPF object: \(errnoName(rc))\(log.last.map { " (libbpf: \($0))" } ?? "")")
-                }
-                continue
+                let refused = refusedByVerifier.isEmpty ? LibbpfLog.refusedPrograms(in: log) : refusedByVerifier
+                let detail = refused.min { $0.key < $1.key }.map { " (\($0.key): \($0.value))" } ?? log.last.map { " (libbpf: \($0))" } ?? ""
+                return .refused(refused, error: "cannot load the BPF object: \(errnoName(code))\(detail)")
             }
-            var attachFailures = 0
             let attachStart = clock.now
-            for (hook, choice) in plan.choices.sorted(by: { $0.key < $1.key }) {
+            defer { attaching += clock.now - attachStart }
+            var refused: [String: String] = [:]
+            for (_, choice) in plan.choices.sorted(by: { $0.key < $1.key }) {
                 for program in choice.programs {
-                    if case .failure(let err) = object.attach(program: program) {
-                        failed[hook, default: [:]][choice.mechanism] = "attach failed: \(err.message)"
-                        attachFailures += 1
+                    if case .failure(let err) = object.attach(program: program.description) {
+                        refused[program.description] = "attach failed: \(err.message)"
                         break
                     }
                 }
             }
-            attaching += clock.now - attachStart
-            if attachFailures > 0 && rounds <= 64 {
+            guard refused.isEmpty else {
                 object.close()
-                continue
+                let list = refused.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
+                return .refused(refused, error: "cannot attach: \(list.joined(separator: "; "))")
             }
-            guard let irqCounts = object.mapFD("irq_counts"), let spurious = object.mapFD("spurious_counts"),
-                  let counters = object.mapFD("counters"), let events = object.mapFD("events")
-            else {
-                object.close()
-                throw KernelError("the BPF object lacks its maps")
-            }
-            self.object = object
-            self.maps = Maps(irqCounts: irqCounts, irqSlots: slots, cpus: UInt32(cpus), spurious: spurious,
-                             counters: counters, events: events)
-            self.report = ProbeReport(families: plan.families, kernel: [
-                .init(name: "kernel", value: facts.release),
-                .init(name: "BTF", value: facts.btf.detail),
-                .init(name: "fentry/fexit", value: facts.trampolines.detail),
-                .init(name: "kprobes", value: facts.kprobes.detail),
-                .init(name: "irq slots", value: "\(slots) (irqs above \(slots - 1) are counted as untracked)"),
-                .init(name: "start-up", value: "\(Self.seconds(clock.now - started)) s in \(rounds) round\(rounds == 1 ? "" : "s"): "
-                      + "planning \(Self.seconds(planning)) s" + (facts.kallsymsTime.map { " (/proc/kallsyms \(Self.seconds($0)) s)" } ?? "") + ", loading (verifier) \(Self.seconds(loading)) s, attaching \(Self.seconds(attaching)) s"),
-            ])
-            return
+            return .loaded(object)
+        })
+
+        let object = outcome.loaded
+        guard let irqCounts = object.mapFD("irq_counts"), let spurious = object.mapFD("spurious_counts"),
+              let counters = object.mapFD("counters"), let events = object.mapFD("events")
+        else {
+            object.close()
+            throw KernelError("the BPF object lacks its maps")
         }
+        let rounds = outcome.rounds
+        self.object = object
+        self.maps = Maps(irqCounts: irqCounts, irqSlots: slots, cpus: UInt32(cpus), spurious: spurious,
+                         counters: counters, events: events)
+        self.report = ProbeReport(families: outcome.plan.families, kernel: [
+            .init(name: "kernel", value: facts.release),
+            .init(name: "BTF", value: facts.btf.detail),
+            .init(name: "fentry/fexit", value: facts.trampolines.detail),
+            .init(name: "kprobes", value: facts.kprobes.detail),
+            .init(name: "irq slots", value: "\(slots) (irqs above \(slots - 1) are counted as untracked)"),
+            .init(name: "start-up", value: "\(Self.seconds(clock.now - started)) s in \(rounds) round\(rounds == 1 ? "" : "s"): "
+                  + "planning \(Self.seconds(planning)) s" + (facts.kallsymsTime.map { " (/proc/kallsyms \(Self.seconds($0)) s)" } ?? "") + ", loading (verifier) \(Self.seconds(loading)) s, attaching \(Self.seconds(attaching)) s"),
+        ])
     }
 
     deinit { close() }
@@ -167,53 +166,6 @@ public final class KernelSession: @unchecked Sendable {
         let code = errno
         if code == ENOSYS { throw KernelError("this kernel has no bpf() system call (CONFIG_BPF_SYSCALL off)") }
         throw KernelError("the kernel refused a BPF map: \(errnoName(code)) (BPF restricted by seccomp or an LSM?)")
-    }
-
-    // MARK: - Load failures
-
-    /// Program names libbpf says failed, with the most useful thing it said about each: the
-    /// verifier's complaint (the last line of the load log it prints as one message) when there is one.
-    public static func failedPrograms(in log: [String]) -> [String: String] {
-        var out: [String: String] = [:]
-        var verifier: [String: String] = [:]
-        for message in log {
-            guard let start = message.firstRange(of: "prog '"),
-                  let end = message[start.upperBound...].firstIndex(of: "'") else { continue }
-            let name = String(message[start.upperBound..<end])
-            let rest = message[message.index(after: end)...].trimmingCharacters(in: ": \n")
-            if rest.hasPrefix("-- BEGIN PROG LOAD LOG --") {
-                let noise = ["--", "processed ", "verification time", "stack depth", "mark_precise"]
-                let lines = rest.split(separator: "\n").map(String.init)
-                    .filter { line in !line.isEmpty && !noise.contains { line.hasPrefix($0) } }
-                verifier[name] = lines.last
-            } else if rest.hasPrefix("BPF program load failed:") {
-                out[name] = "load failed:" + rest.dropFirst("BPF program load failed:".count).trimmingCharacters(in: "\n")
-            } else if rest.hasPrefix("failed to load") || rest.contains("failed to find kernel BTF")
-                        || rest.contains("failed to resolve") {
-                out[name] = out[name] ?? rest
-            }
-        }
-        for (name, why) in out {
-            if let v = verifier[name] { out[name] = "\(why) (verifier: \(v))" }
-        }
-        return out
-    }
-
-    private static func record(_ culprits: [String: String], plan: AttachPlan,
-                               into failed: inout [String: [String: String]]) -> Int {
-        var n = 0
-        for (program, why) in culprits {
-            // Every fexit program reads the return value with bpf_get_func_ret (helper 184, 5.17+).
-            // A kernel without it refuses them one per load: fail them all at once (5.10 took 14
-            // rounds and 24 s to start under emulation).
-            let noFuncRet = why.contains("unknown#184") && program.hasPrefix("fexit__")
-            let reason = noFuncRet ? "this kernel has no bpf_get_func_ret (helper 184, Linux 5.17+), which fexit programs use to read the return value" : why
-            for (hook, choice) in plan.choices where choice.programs.contains(program) || (noFuncRet && choice.mechanism == "fexit") {
-                if failed[hook]?[choice.mechanism] == nil { n += 1 }
-                failed[hook, default: [:]][choice.mechanism] = reason
-            }
-        }
-        return n
     }
 
     /// Size of a CPU's slice of the per-irq counts: room for twice the highest irq in use now,

@@ -3,8 +3,8 @@ import Glibc
 import Synchronization
 
 /// libbpf reports through a process-wide print callback that cannot capture context. Its
-/// lines are kept here so the loader can tell which program failed and why, and so
-/// `--log.level=debug` can show them.
+/// lines are kept for `--log.level=debug`, and for the failures that come before the verifier
+/// (a refused program type, a missing BTF target), which leave a program's log buffer empty.
 enum LibbpfLog {
     private static let lines = Mutex<[String]>([])
     private static let verbose = Atomic<Bool>(false)
@@ -32,11 +32,37 @@ enum LibbpfLog {
         }
     }
 
+    /// A program's own verifier log, which libbpf does not print once the program has a buffer:
+    /// shown where `--log.level=debug` would have shown it.
+    static func debug(program: String, log: String) {
+        guard verbose.load(ordering: .relaxed) else { return }
+        let text = "libbpf: prog '\(program)': -- BEGIN PROG LOAD LOG --\n\(log)-- END PROG LOAD LOG --\n"
+        _ = text.withCString { write(2, $0, strlen($0)) }
+    }
+
     /// Lines logged since the last call.
     static func drain() -> [String] {
         lines.withLock { l in
             defer { l.removeAll() }
             return l
         }
+    }
+
+    /// Programs libbpf names as failing, for a load that left every program's log buffer empty.
+    static func refusedPrograms(in log: [String]) -> [String: String] {
+        var out: [String: String] = [:]
+        for message in log {
+            guard let start = message.firstRange(of: "prog '"),
+                  let end = message[start.upperBound...].firstIndex(of: "'") else { continue }
+            let name = String(message[start.upperBound..<end])
+            let rest = message[message.index(after: end)...].trimmingCharacters(in: ": \n")
+            if rest.hasPrefix("BPF program load failed:") {
+                out[name] = "load failed:" + rest.dropFirst("BPF program load failed:".count).trimmingCharacters(in: "\n")
+            } else if rest.hasPrefix("failed to load") || rest.contains("failed to find kernel BTF")
+                        || rest.contains("failed to resolve") {
+                out[name] = out[name] ?? rest
+            }
+        }
+        return out
     }
 }

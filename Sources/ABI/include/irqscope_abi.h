@@ -175,7 +175,7 @@ struct irqscope_matrix { /* MATRIX */
 
 struct irqscope_event {
     __u64 time_ns;     /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
-    __u64 cgroup_id;
+    __u64 reserved;    /* was cgroup_id, never read: zero since, a cgroup id in older recordings */
     __s64 result;      /* kernel return value, 0 where the hook has none */
     __u32 type;        /* enum irqscope_event_type */
     __u32 source;      /* enum irqscope_source */
