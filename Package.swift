@@ -32,12 +32,14 @@ let package = Package(
         // kernel events -> decode -> model -> render
         .target(
             name: "IrqscopeKernel",
-            dependencies: ["CLibbpf", "CSys", "IrqscopeABI", "IrqscopeDecode"],
+            dependencies: ["CLibbpf", "CSys", "IrqscopeABI", "IrqscopeDecode", "IrqscopeHost"],
             path: "Sources/Kernel",
             linkerSettings: libbpfLink,
             plugins: ["BPFEmbed"]
         ),
         .target(name: "IrqscopeDecode", dependencies: ["IrqscopeABI"], path: "Sources/Decode"),
+        // Host I/O other than libbpf: sysfs, /proc, the process tree, credentials.
+        .target(name: "IrqscopeHost", dependencies: ["CSys", "IrqscopeDecode"], path: "Sources/Host"),
         .target(name: "IrqscopeModel", dependencies: ["IrqscopeDecode"], path: "Sources/Model"),
         .target(name: "IrqscopeRender", dependencies: ["IrqscopeModel", "IrqscopeDecode"], path: "Sources/Render"),
         .target(
@@ -56,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "irqscope",
             dependencies: [
-                "IrqscopeKernel", "IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer",
+                "IrqscopeKernel", "IrqscopeHost", "IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -75,7 +77,7 @@ let package = Package(
         // Pure Swift: runs on any machine, no BPF.
         .testTarget(
             name: "UnitTests",
-            dependencies: ["IrqscopeABI", "IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer",
+            dependencies: ["IrqscopeABI", "IrqscopeDecode", "IrqscopeHost", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer",
                            "IrqscopeKernel", "TestSupport", "LabChecks"],
             path: "Tests/UnitTests"
         ),

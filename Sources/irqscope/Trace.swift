@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import IrqscopeDecode
+import IrqscopeHost
 import IrqscopeKernel
 import IrqscopeModel
 import IrqscopeRender

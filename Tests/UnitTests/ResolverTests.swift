@@ -1,6 +1,6 @@
 import Foundation
 import IrqscopeDecode
-import IrqscopeKernel
+import IrqscopeHost
 import Testing
 
 /// The guest-name resolver on fabricated /proc and cgroup trees.

@@ -1,4 +1,3 @@
-import Glibc
 import IrqscopeDecode
 
 /// Names a guest process from /proc and the cgroup tree under `root` (tests pass a fabricated
@@ -40,7 +39,7 @@ public struct ProcessResolver: Sendable {
         if inPod, let name = kubevirtName(proc) {
             return ProcessIdentity(tgid: tgid, name: name, source: .kubevirt)
         }
-        let comm = readFile(proc + "comm").map { SysfsIRQs.trimNewline($0) } ?? fallback
+        let comm = readFile(proc + "comm").map(trimNewline) ?? fallback
         return ProcessIdentity(tgid: tgid, name: "\(comm)-\(tgid)", source: .comm)
     }
 
@@ -88,12 +87,12 @@ public struct ProcessResolver: Sendable {
     /// A virt-launcher container's view: its hostname is the pod name,
     /// virt-launcher-<vmi>-<5 random>, and the service account directory holds the namespace.
     func kubevirtName(_ proc: String) -> String? {
-        guard let host = readFile(proc + "root/etc/hostname").map({ SysfsIRQs.trimNewline($0) }),
+        guard let host = readFile(proc + "root/etc/hostname").map(trimNewline),
               host.hasPrefix("virt-launcher-"), let dash = host.lastIndex(of: "-") else { return nil }
         let vmi = String(host[host.index(host.startIndex, offsetBy: "virt-launcher-".count)..<dash])
         guard !vmi.isEmpty else { return nil }
         let namespace = readFile(proc + "root/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-            .map { SysfsIRQs.trimNewline($0) }
+            .map(trimNewline)
         return namespace.map { "\($0)/\(vmi)" } ?? vmi
     }
 
@@ -121,6 +120,6 @@ public struct ProcessResolver: Sendable {
 
     /// The device's legacy INTx line (its irq number), 0 or absent when it has none.
     public func intx(of address: String) -> Int? {
-        readFile("\(root)sys/bus/pci/devices/\(address)/irq").flatMap { Int(SysfsIRQs.trimNewline($0)) }.flatMap { $0 > 0 ? $0 : nil }
+        readFile("\(root)sys/bus/pci/devices/\(address)/irq").flatMap { Int(trimNewline($0)) }.flatMap { $0 > 0 ? $0 : nil }
     }
 }

@@ -16,27 +16,10 @@ public enum SysfsIRQs {
         for entry in listDirectory(base + "sys/kernel/irq") {
             guard let irq = Int(entry) else { continue }
             let dir = base + "sys/kernel/irq/\(entry)/"
-            let actions = readFile(dir + "actions").map { trimNewline($0) } ?? ""
-            let chip = readFile(dir + "chip_name").map { trimNewline($0) }
+            let actions = readFile(dir + "actions").map(trimNewline) ?? ""
+            let chip = readFile(dir + "chip_name").map(trimNewline)
             out[irq] = IRQInfo(name: actions, device: devices[irq], chip: chip)
         }
         return out
     }
-
-    static func trimNewline(_ s: String) -> String {
-        var s = Substring(s)
-        while s.last == "\n" || s.last == " " { s = s.dropLast() }
-        return String(s)
-    }
-}
-
-public func listDirectory(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
 }
