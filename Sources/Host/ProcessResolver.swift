@@ -22,94 +22,26 @@ public struct ProcessResolver: Sendable {
     public func identify(_ tgid: UInt32, comm fallback: String) -> ProcessIdentity {
         let proc = "\(root)proc/\(tgid)/"
         let args = readFile(proc + "cmdline")?.split(separator: "\u{0}").map(String.init) ?? []
-        let cgroup = readFile(proc + "cgroup").flatMap(Self.cgroupPath)
-        let inPod = cgroup.map(Self.inKubernetesPod) ?? false
+        let cgroup = readFile(proc + "cgroup").flatMap(GuestName.cgroupPath)
+        let inPod = cgroup.map { GuestName.inKubernetesPod(cgroup: $0) } ?? false
 
-        if let name = Self.qemuName(args) {
-            // KubeVirt names the libvirt domain <namespace>_<vmi>
-            if inPod, let underscore = name.firstIndex(of: "_") {
-                let vmi = name[name.index(after: underscore)...]
-                return ProcessIdentity(tgid: tgid, name: "\(name[..<underscore])/\(vmi)", source: .kubevirt)
+        if let name = GuestName.qemu(args) {
+            if inPod, let name = GuestName.kubevirt(domain: name) {
+                return ProcessIdentity(tgid: tgid, name: name, source: .kubevirt)
             }
             return ProcessIdentity(tgid: tgid, name: name, source: .qemuName)
         }
-        if let cgroup, let name = Self.libvirtMachine(cgroup) {
+        if let cgroup, let name = GuestName.libvirt(cgroup: cgroup) {
             return ProcessIdentity(tgid: tgid, name: name, source: .libvirtScope)
         }
-        if inPod, let name = kubevirtName(proc) {
+        // a virt-launcher container's view, seen through its root
+        if inPod, let host = readFile(proc + "root/etc/hostname").map(trimNewline),
+           let name = GuestName.kubevirt(podHostname: host, namespace: readFile(
+               proc + "root/var/run/secrets/kubernetes.io/serviceaccount/namespace").map(trimNewline)) {
             return ProcessIdentity(tgid: tgid, name: name, source: .kubevirt)
         }
         let comm = readFile(proc + "comm").map(trimNewline) ?? fallback
         return ProcessIdentity(tgid: tgid, name: "\(comm)-\(tgid)", source: .comm)
-    }
-
-    /// QEMU's `-name guest=NAME,debug-threads=on` or `-name NAME`.
-    static func qemuName(_ args: [String]) -> String? {
-        guard let i = args.firstIndex(where: { $0 == "-name" || $0 == "--name" }), i + 1 < args.count else { return nil }
-        let value = args[i + 1]
-        for part in value.split(separator: ",") where part.hasPrefix("guest=") {
-            return String(part.dropFirst("guest=".count))
-        }
-        let first = value.split(separator: ",").first.map(String.init) ?? value
-        return first.contains("=") || first.isEmpty ? nil : first
-    }
-
-    /// The cgroup v2 path ("0::/path"), or the systemd (name=systemd) hierarchy's on v1.
-    static func cgroupPath(_ text: String) -> String? {
-        let lines = text.split(separator: "\n")
-        let line = lines.first { $0.hasPrefix("0::") } ?? lines.first { $0.contains(":name=systemd:") }
-        return line.flatMap { $0.split(separator: ":", maxSplits: 2).last.map(String.init) }
-    }
-
-    /// libvirt's systemd scope: machine-qemu\x2d<ID>\x2d<NAME>.scope, or the older
-    /// machine-qemu\x2d<NAME>.scope. libvirt sanitises and may truncate the name there.
-    static func libvirtMachine(_ path: String) -> String? {
-        for component in path.split(separator: "/") where component.hasPrefix("machine-qemu") && component.hasSuffix(".scope") {
-            var name = unescapeSystemd(String(component.dropFirst("machine-qemu".count).dropLast(".scope".count)))
-            guard name.hasPrefix("-") else { continue }
-            name.removeFirst()
-            if let dash = name.firstIndex(of: "-"), !name[..<dash].isEmpty, name[..<dash].allSatisfy(\.isNumber) {
-                name = String(name[name.index(after: dash)...])
-            }
-            return name.isEmpty ? nil : name
-        }
-        return nil
-    }
-
-    /// Whether a cgroup is a kubelet pod's: kubepods-<qos>-pod<UID>.slice (systemd driver), or
-    /// .../pod<UID>/ (cgroupfs driver), under kubepods.
-    static func inKubernetesPod(_ path: String) -> Bool {
-        path.contains("kubepods") && path.split(separator: "/").contains { component in
-            component.hasPrefix("pod") || (component.contains("-pod") && component.hasSuffix(".slice"))
-        }
-    }
-
-    /// A virt-launcher container's view: its hostname is the pod name,
-    /// virt-launcher-<vmi>-<5 random>, and the service account directory holds the namespace.
-    func kubevirtName(_ proc: String) -> String? {
-        guard let host = readFile(proc + "root/etc/hostname").map(trimNewline),
-              host.hasPrefix("virt-launcher-"), let dash = host.lastIndex(of: "-") else { return nil }
-        let vmi = String(host[host.index(host.startIndex, offsetBy: "virt-launcher-".count)..<dash])
-        guard !vmi.isEmpty else { return nil }
-        let namespace = readFile(proc + "root/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-            .map(trimNewline)
-        return namespace.map { "\($0)/\(vmi)" } ?? vmi
-    }
-
-    static func unescapeSystemd(_ s: String) -> String {
-        var out = ""
-        var chars = Array(s)[...]
-        while let c = chars.first {
-            if c == "\\", chars.count >= 4, chars[chars.startIndex + 1] == "x",
-               let v = UInt8(String(chars[(chars.startIndex + 2)...(chars.startIndex + 3)]), radix: 16) {
-                out.append(Character(UnicodeScalar(v)))
-                chars = chars.dropFirst(4)
-            } else {
-                out.append(c)
-                chars = chars.dropFirst()
-            }
-        }
-        return out
     }
 
     /// The driver bound to a PCI device, from its sysfs link.
