@@ -40,7 +40,7 @@ final class Collector: Sendable {
             let vfio: Bool
             switch event.kind {
             case .vfioSetIRQs: vfio = true
-            case .requestIRQ(let name, _): vfio = name.hasPrefix("vfio-")
+            case .requestIRQ(let name, _): vfio = IRQName(name).isVFIO
             default: vfio = event.kind.isProcessCall && resolver.holdsVFIO(event.tgid)
             }
             if vfio {
