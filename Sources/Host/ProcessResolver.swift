@@ -44,6 +44,8 @@ public struct ProcessResolver: Sendable {
         return ProcessIdentity(tgid: tgid, name: "\(comm)-\(tgid)", source: .comm)
     }
 
+    public func pciDeviceExists(_ address: String) -> Bool { fileExists("\(root)sys/bus/pci/devices/\(address)") }
+
     /// The driver bound to a PCI device, from its sysfs link.
     public func driver(of address: String) -> String? {
         guard let target = readLink("\(root)sys/bus/pci/devices/\(address)/driver") else { return nil }
