@@ -1,7 +1,6 @@
-import Glibc
 import IrqscopeDecode
 
-/// Names and devices of the irqs that exist now, from sysfs: /sys/kernel/irq/N/{actions,chip_name}
+/// Names and devices of the irqs that exist now, from sysfs: /sys/kernel/irq/N/actions
 /// and, for MSI vectors of PCI devices, /sys/bus/pci/devices/BDF/msi_irqs/N.
 public enum SysfsIRQs {
     public static func read(root: String = "/") -> [Int: IRQInfo] {
@@ -15,10 +14,8 @@ public enum SysfsIRQs {
         var out: [Int: IRQInfo] = [:]
         for entry in listDirectory(base + "sys/kernel/irq") {
             guard let irq = Int(entry) else { continue }
-            let dir = base + "sys/kernel/irq/\(entry)/"
-            let actions = readFile(dir + "actions").map(trimNewline) ?? ""
-            let chip = readFile(dir + "chip_name").map(trimNewline)
-            out[irq] = IRQInfo(name: actions, device: devices[irq], chip: chip)
+            let actions = readFile(base + "sys/kernel/irq/\(entry)/actions").map(trimNewline) ?? ""
+            out[irq] = IRQInfo(name: actions, device: devices[irq])
         }
         return out
     }
