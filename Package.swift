@@ -32,12 +32,14 @@ let package = Package(
         // kernel events -> decode -> model -> render
         .target(
             name: "IrqscopeKernel",
-            dependencies: ["CLibbpf", "CSys", "IrqscopeABI", "IrqscopeDecode"],
+            dependencies: ["CLibbpf", "CSys", "IrqscopeABI", "IrqscopeDecode", "IrqscopeHost"],
             path: "Sources/Kernel",
             linkerSettings: libbpfLink,
             plugins: ["BPFEmbed"]
         ),
         .target(name: "IrqscopeDecode", dependencies: ["IrqscopeABI"], path: "Sources/Decode"),
+        // Host I/O other than libbpf: sysfs, /proc, the process tree, credentials.
+        .target(name: "IrqscopeHost", dependencies: ["CSys", "IrqscopeDecode"], path: "Sources/Host"),
         .target(name: "IrqscopeModel", dependencies: ["IrqscopeDecode"], path: "Sources/Model"),
         .target(name: "IrqscopeRender", dependencies: ["IrqscopeModel", "IrqscopeDecode"], path: "Sources/Render"),
         .target(
@@ -56,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "irqscope",
             dependencies: [
-                "IrqscopeKernel", "IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer",
+                "IrqscopeKernel", "IrqscopeHost", "IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -75,10 +77,13 @@ let package = Package(
         // Pure Swift: runs on any machine, no BPF.
         .testTarget(
             name: "UnitTests",
-            dependencies: ["IrqscopeABI", "IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer",
-                           "IrqscopeKernel", "TestSupport", "LabChecks"],
+            dependencies: ["IrqscopeABI", "IrqscopeDecode", "IrqscopeHost", "IrqscopeModel", "IrqscopeRender", "IrqscopeServer",
+                           "TestSupport", "LabChecks"],
             path: "Tests/UnitTests"
         ),
+        // The kernel layer's decisions on faked kernels (attach plans, the retry loop, program names
+        // against the built object): links libbpf, needs neither root nor BPF.
+        .testTarget(name: "KernelTests", dependencies: ["IrqscopeKernel", "IrqscopeDecode"], path: "Tests/KernelTests"),
         // Debian 5.10, 6.1, 6.12, 6.18 and the newest 7.x under QEMU: the results of Tests/Lab/run-lab.sh.
         .testTarget(name: "LabTests", dependencies: ["LabChecks", "TestSupport"], path: "Tests/LabTests"),
         // Dashboards/ and deploy/: promtool, a real Prometheus over the lab's metrics, systemd-analyze. No root needed.

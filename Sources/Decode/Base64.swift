@@ -1,22 +1,51 @@
-/// Decodes base64 (the BPF objects the BPFEmbed plugin embeds, HTTP basic credentials) without Foundation.
-public func base64Decode(_ text: String) -> [UInt8] {
-    var table = [UInt8](repeating: 0xff, count: 256)
-    for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
-        table[Int(c)] = UInt8(i)
+/// Base64 (RFC 4648, padded) without Foundation, for the BPF objects the BPFEmbed plugin embeds and
+/// HTTP basic credentials. Strict, as RFC 4648 section 3.3 asks: a character outside the alphabet,
+/// missing or misplaced padding, or stray bits in the last character are an error.
+public enum Base64 {
+    public struct Error: Swift.Error, Equatable, CustomStringConvertible {
+        /// The UTF-8 offset of the first byte that makes the text invalid (the length, when it is the length).
+        public var offset: Int
+        public var description: String { "invalid base64 at byte \(offset)" }
     }
-    var out = [UInt8]()
-    out.reserveCapacity(text.utf8.count * 3 / 4)
-    var acc: UInt32 = 0
-    var bits = 0
-    for c in text.utf8 {
-        let v = table[Int(c)]
-        if v == 0xff { continue } // padding
-        acc = (acc << 6) | UInt32(v)
-        bits += 6
-        if bits >= 8 {
-            bits -= 8
-            out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+
+    public static func decode(_ text: String) throws(Error) -> [UInt8] {
+        let chars = Array(text.utf8)
+        guard chars.count % 4 == 0 else { throw Error(offset: chars.count) }
+        var out = [UInt8]()
+        out.reserveCapacity(chars.count / 4 * 3)
+        for start in stride(from: 0, to: chars.count, by: 4) {
+            var quantum: UInt32 = 0
+            var padding = 0
+            for i in start..<start + 4 {
+                let c = chars[i]
+                // '=' only ends the text, at most twice
+                if c == UInt8(ascii: "="), start + 4 == chars.count, i >= start + 2 {
+                    padding += 1
+                    quantum <<= 6
+                    continue
+                }
+                let v = values[Int(c)]
+                guard padding == 0, v != 0xff else { throw Error(offset: i) }
+                quantum = quantum << 6 | UInt32(v)
+            }
+            let bytes = [UInt8(quantum >> 16), UInt8(quantum >> 8 & 0xff), UInt8(quantum & 0xff)]
+            guard bytes.suffix(padding).allSatisfy({ $0 == 0 }) else { throw Error(offset: start + 3 - padding) }
+            out += bytes.prefix(3 - padding)
         }
+        return out
     }
-    return out
+
+    private static let values: [UInt8] = {
+        var table = [UInt8](repeating: 0xff, count: 256)
+        for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
+            table[Int(c)] = UInt8(i)
+        }
+        return table
+    }()
+}
+
+/// The BPF objects BPFEmbed embeds, written by `base64 -w0` at build time: invalid text there is
+/// a broken build, not input, and stops at once.
+public func base64Decode(_ text: String) -> [UInt8] {
+    do { return try Base64.decode(text) } catch { fatalError("embedded BPF object: \(error)") }
 }

@@ -1,6 +1,23 @@
-/// errno symbols, for the values the interrupt and BPF paths return. Linux x86-64 numbering;
-/// the table is written out so that recordings render the same on any machine.
-public enum Errno {
+import Glibc
+
+/// An errno as a value, with what failed; and the errno symbols for the values the interrupt and
+/// BPF paths return. Linux x86-64 numbering; the table is written out so that recordings render
+/// the same on any machine.
+public struct Errno: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Positive.
+    public var code: Int32
+    /// What failed, as the message starts: "setresuid", "open /proc/1/status".
+    public var context: String
+
+    /// `code` positive or negative (-errno, as the kernel and our C shims return it).
+    public init(_ code: Int32, _ context: String) {
+        self.code = Int32(clamping: code.magnitude)
+        self.context = context
+    }
+
+    /// "setresuid: EPERM (Operation not permitted)".
+    public var description: String { "\(context): \(Self.name(code)) (\(String(cString: strerror(code))))" }
+
     public static func name(_ code: Int32) -> String { names[Int32(clamping: code.magnitude)] ?? "errno\(code.magnitude)" }
 
     /// The errno a failed kernel function returned as `result` (-errno). Clamped rather than

@@ -34,11 +34,9 @@ public struct IRQInfo: Sendable, Equatable {
     public var name: String
     /// PCI address when the irq is an MSI/MSI-X vector of a PCI device.
     public var device: String?
-    public var chip: String?
 
-    public init(name: String, device: String? = nil, chip: String? = nil) {
+    public init(name: String, device: String? = nil) {
         self.name = name
         self.device = device
-        self.chip = chip
     }
 }

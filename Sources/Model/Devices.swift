@@ -104,12 +104,13 @@ public struct Devices: Sendable {
             update(irq) { $0.posted = posted }
         case .requestIRQ(let name, _):
             guard let irq = e.irq.map(Int.init) else { return }
-            if let line = vfioLine(name) {
+            let named = IRQName(name)
+            if case .vfioINTx(let line) = named {
                 note(line: irq, of: line)
                 return
             }
-            guard let address = irqDevice[irq] ?? vfioDevice(name) else { return }
-            if name.hasPrefix("vfio-") { devices[address, default: Device(address: address)].owner = e.tgid }
+            guard let address = irqDevice[irq] ?? named.device else { return }
+            if named.isVFIO { devices[address, default: Device(address: address)].owner = e.tgid }
             if e.result == 0 {
                 attach(irq, to: address)
                 update(irq) { $0.requested = true; $0.unbacked = false }
@@ -240,19 +241,6 @@ public struct Devices: Sendable {
 
     private mutating func modify(_ address: String, _ body: (inout Device) -> Void) {
         body(&devices[address, default: Device(address: address)])
-    }
-
-    /// The PCI address in a VFIO INTx irq name: "vfio-intx(0000:00:03.0)".
-    func vfioLine(_ name: String) -> String? {
-        guard name.hasPrefix("vfio-intx("), name.hasSuffix(")") else { return nil }
-        return String(name.dropFirst("vfio-intx(".count).dropLast())
-    }
-
-    /// The PCI address in a VFIO MSI/MSI-X irq name: "vfio-msix[3](0000:00:03.0)" (not INTx,
-    /// which is a line, not a vector).
-    func vfioDevice(_ name: String) -> String? {
-        guard name.hasPrefix("vfio-msi"), let open = name.lastIndex(of: "("), name.hasSuffix(")") else { return nil }
-        return String(name[name.index(after: open)..<name.index(before: name.endIndex)])
     }
 }
 

@@ -73,7 +73,7 @@ public struct Lifecycles: Sendable {
             }
             update(irq) { if $0.irte == nil { $0.irte = e.timeNs } }
         case .requestIRQ(let name, _):
-            guard !name.hasPrefix("vfio-intx") else { return }
+            if case .vfioINTx = IRQName(name) { return }
             if e.result == 0 {
                 update(irq) { $0.requested = $0.requested ?? e.timeNs }
             } else {

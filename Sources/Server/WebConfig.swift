@@ -119,7 +119,8 @@ public final class BasicAuth: Sendable {
     public func verdict(_ header: String?) -> Verdict {
         // RFC 7617: the scheme name is case-insensitive
         guard let header, header.count > 6, header.prefix(6).lowercased() == "basic " else { return .denied }
-        let decoded = base64Decode(String(header.dropFirst(6)).trimmingSpaces())
+        let decoded: [UInt8]
+        do { decoded = try Base64.decode(String(header.dropFirst(6)).trimmingSpaces()) } catch { return .denied }
         guard let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else { return .denied }
         let credentials = Credentials(user: String(decoding: decoded[..<colon], as: UTF8.self),
                                       password: Array(decoded[(colon + 1)...]))

@@ -1,4 +1,5 @@
 import IrqscopeDecode
+import IrqscopeHost
 import IrqscopeKernel
 import IrqscopeModel
 import IrqscopeRender

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import IrqscopeDecode
+import IrqscopeHost
 import IrqscopeKernel
 import IrqscopeRender
 import IrqscopeServer
@@ -173,17 +174,19 @@ struct Serve: AsyncParsableCommand {
         // uid 0 without CAP_SETUID (a container granted only BPF and PERFMON) cannot switch: an
         // error when asked for (keepOnly says so)
         let user = getuid() == 0 ? try runAsIDs() : nil
-        do {
-            // nil: "all", nothing to drop
-            if var keep = try Capabilities.mask(capabilitiesKeep) {
-                if capabilitiesKeep == "auto" { keep |= Capabilities.needed(for: session) }
-                try Capabilities.keepOnly(keep, switchingTo: user)
-                logger.info("capabilities dropped", metadata: ["kept": "\(Capabilities.names(Capabilities.effective).joined(separator: ","))",
-                                                               "uid": "\(getuid())", "gid": "\(getgid())"])
-            }
-        } catch {
+        let keepMask: UInt64?
+        do { keepMask = try Capabilities.mask(capabilitiesKeep) } catch {
             collector.stop()
-            throw FatalError(message: error.message)
+            throw FatalError(message: "--capabilities.keep: \(error)")
+        }
+        if var keep = keepMask {
+            if capabilitiesKeep == "auto" { keep |= Capabilities.needed(for: session) }
+            do { try Capabilities.keepOnly(keep, switchingTo: user) } catch {
+                collector.stop()
+                throw FatalError(message: error.description)
+            }
+            logger.info("capabilities dropped", metadata: ["kept": "\(Capabilities.names(Capabilities.effective).joined(separator: ","))",
+                                                           "uid": "\(getuid())", "gid": "\(getgid())"])
         }
         do { try collector.start() } catch {
             collector.stop()

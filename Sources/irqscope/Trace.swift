@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import IrqscopeDecode
+import IrqscopeHost
 import IrqscopeKernel
 import IrqscopeModel
 import IrqscopeRender
@@ -95,28 +96,18 @@ struct Trace: ParsableCommand {
 
     /// Bad targets fail before anything is attached.
     private func checkTargets(_ resolver: ProcessResolver) throws {
-        if let device = trace.device, !fileExists("/sys/bus/pci/devices/\(device)") {
+        if let device = trace.device, !resolver.pciDeviceExists(device) {
             throw FatalError(message: "no PCI device \(device) on this host")
         }
         if let pid = trace.pid, !resolver.alive(pid) {
             throw FatalError(message: "no process \(pid)")
         }
         if let guest = trace.guest, command.isEmpty {
-            let running = runningGuests(resolver)
+            let running = resolver.runningGuests()
             if !running.contains(guest) {
                 throw FatalError(message: "no running guest named '\(guest)'" + (running.isEmpty ? "" : " (running: \(running.sorted().joined(separator: ", ")))"))
             }
         }
-    }
-
-    /// Names of the processes that look like VMMs: those with /dev/vfio open.
-    private func runningGuests(_ resolver: ProcessResolver) -> Set<String> {
-        var names = Set<String>()
-        for entry in listDirectory("/proc") {
-            guard let pid = UInt32(entry), resolver.holdsVFIO(pid) else { continue }
-            names.insert(resolver.identify(pid, comm: "").name)
-        }
-        return names
     }
 
     private func resolveExecutable(_ name: String) throws -> String {
@@ -138,36 +129,6 @@ struct Trace: ParsableCommand {
         let rc = posix_spawn(&pid, path, nil, nil, &cargs, environ)
         guard rc == 0 else { throw FatalError(message: "cannot start \(argv[0]): \(String(cString: strerror(rc)))") }
         return pid
-    }
-}
-
-/// The process tree being followed: the root and every process descended from it.
-final class Followed: @unchecked Sendable {
-    private let lock = Mutex<(root: UInt32?, known: [UInt32: Bool])>((nil, [:]))
-
-    init(root: UInt32?) { lock.withLock { $0.root = root } }
-
-    var root: UInt32? {
-        get { lock.withLock { $0.root } }
-        set { lock.withLock { $0.root = newValue; $0.known = [:] } }
-    }
-
-    @Sendable func contains(_ tgid: UInt32) -> Bool {
-        lock.withLock { state in
-            guard let root = state.root else { return false }
-            if let known = state.known[tgid] { return known }
-            var pid = tgid
-            var result = false
-            for _ in 0..<64 {
-                if pid == root { result = true; break }
-                guard pid > 1, let status = readFile("/proc/\(pid)/status"),
-                      let line = status.split(separator: "\n").first(where: { $0.hasPrefix("PPid:") }),
-                      let parent = UInt32(line.dropFirst(5).filter { !$0.isWhitespace }) else { break }
-                pid = parent
-            }
-            state.known[tgid] = result
-            return result
-        }
     }
 }
 

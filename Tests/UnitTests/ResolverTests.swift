@@ -1,6 +1,6 @@
 import Foundation
 import IrqscopeDecode
-import IrqscopeKernel
+import IrqscopeHost
 import Testing
 
 /// The guest-name resolver on fabricated /proc and cgroup trees.
@@ -84,5 +84,38 @@ import Testing
         #expect(resolver.holdsVFIO(303))
         #expect(!resolver.holdsVFIO(301))
         #expect(!resolver.holdsVFIO(302))
+    }
+
+    @Test func runningGuestsAreTheProcessesHoldingVFIO() throws {
+        try process(400, cmdline: ["qemu-system-x86_64", "-name", "guest=one"])
+        try process(401, cmdline: ["qemu-system-x86_64", "-name", "guest=idle"])
+        try process(402, cmdline: ["./vmm"], comm: "vmm")
+        for (pid, target) in [(400, "/dev/vfio/7"), (401, "/dev/null"), (402, "/dev/vfio/devices/vfio0")] {
+            try FileManager.default.createDirectory(atPath: "\(root)/proc/\(pid)/fd", withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(atPath: "\(root)/proc/\(pid)/fd/5", withDestinationPath: target)
+        }
+        try FileManager.default.createDirectory(atPath: "\(root)/proc/self", withIntermediateDirectories: true)
+        #expect(ProcessResolver(root: root).runningGuests() == ["one", "vmm-402"])
+        #expect(ProcessResolver(root: root + "/nowhere").runningGuests().isEmpty)
+    }
+
+    /// A VMM's children (its helpers) are followed with it; a sibling is not, nor anything once
+    /// the chain breaks.
+    @Test func followedWalksTheParentChain() throws {
+        let parents: [Int: Int] = [500: 1, 501: 500, 502: 501, 510: 1, 520: 520, 530: 999]
+        for (pid, parent) in parents {
+            try process(pid, cmdline: ["x"], files: ["status": "Name:\tx\nTgid:\t\(pid)\nPPid:\t\(parent)\nUid:\t0\n"])
+        }
+        let resolver = ProcessResolver(root: root)
+        #expect(resolver.parent(of: 502) == 501)
+        #expect(resolver.parent(of: 999) == nil)
+        let followed = Followed(root: 500, processes: resolver)
+        #expect(followed.contains(500) && followed.contains(501) && followed.contains(502))
+        #expect(!followed.contains(510))
+        #expect(!followed.contains(520)) // its own parent: the walk ends
+        #expect(!followed.contains(530)) // parent gone
+        followed.root = 501
+        #expect(followed.contains(502) && !followed.contains(500))
+        #expect(!Followed(root: nil, processes: resolver).contains(500))
     }
 }

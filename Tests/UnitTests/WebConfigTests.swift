@@ -68,6 +68,9 @@ import IrqscopeServer
         #expect(!allowed(auth, "Basic " + base64(Array("other:pw".utf8))))
         #expect(!allowed(auth, nil))
         #expect(!allowed(auth, "Bearer " + base64(Array("prom:pw".utf8))))
+        // a lenient decoder read these as prom:pw
+        #expect(!allowed(auth, "Basic " + base64(Array("prom:pw".utf8)).dropLast(2)))
+        #expect(!allowed(auth, "Basic cHJv*bTpwdw=="))
         #expect(BasicAuth(users: [:]) == nil, "no users configured: no authentication")
     }
 

@@ -1,7 +1,8 @@
 import CSys
 import IrqscopeDecode
 
-/// The capabilities irqscope holds once its programs are attached and its listeners bound.
+/// The capabilities irqscope keeps once it has bound its listeners, then attached its programs
+/// (serve drops the rest after both).
 public enum Capabilities {
     /// Names as in capabilities(7), without the CAP_ prefix.
     public static let numbers: [String: Int] = [
@@ -16,15 +17,15 @@ public enum Capabilities {
     }
 
     /// Parses "auto", "none", "all" or a comma list like "bpf,sys_ptrace" ("auto" is "none",
-    /// plus bpf where the kernel needs it: see `needed(for:)`).
-    public static func mask(_ spec: String) throws(KernelError) -> UInt64? {
-        if spec.isEmpty { throw KernelError("empty capability list (use auto, none, all or names like bpf,sys_ptrace)") }
+    /// plus bpf where the kernel needs it: see `needed(for:)`). nil: keep all.
+    public static func mask(_ spec: String) throws(CapabilityError) -> UInt64? {
+        if spec.isEmpty { throw .emptyList }
         if spec == "all" { return nil }
         if spec == "none" || spec == "auto" { return 0 }
         var mask: UInt64 = 0
         for name in spec.split(separator: ",") {
             let key = name.lowercased().hasPrefix("cap_") ? String(name.lowercased().dropFirst(4)) : name.lowercased()
-            guard let n = numbers[key] else { throw KernelError("unknown capability '\(name)'") }
+            guard let n = numbers[key] else { throw .unknown(String(name)) }
             mask |= 1 << UInt64(n)
         }
         return mask
@@ -32,12 +33,12 @@ public enum Capabilities {
 
     /// Drops every capability not in `mask`, for good (bounding set, no_new_privs). `user`: the
     /// uid and gid every thread switches to meanwhile (no supplementary groups), keeping `mask`.
-    public static func keepOnly(_ mask: UInt64, switchingTo user: (uid: UInt32, gid: UInt32)? = nil) throws(KernelError) {
-        if user != nil, effective & bit("setuid", "setgid") != bit("setuid", "setgid") {
-            throw KernelError("cannot switch to uid \(user!.uid) without CAP_SETUID and CAP_SETGID (use --run-as=root to stay uid 0)")
+    public static func keepOnly(_ mask: UInt64, switchingTo user: (uid: UInt32, gid: UInt32)? = nil) throws(CapabilityError) {
+        if let user, effective & bit("setuid", "setgid") != bit("setuid", "setgid") {
+            throw .cannotSwitchUser(uid: user.uid)
         }
         let rc = irqscope_keep_capabilities(mask, user.map { Int64($0.uid) } ?? -1, user.map { Int64($0.gid) } ?? -1)
-        if rc != 0 { throw KernelError("cannot drop capabilities: \(String(cString: irqscope_drop_failed_step())): \(errnoName(rc))") }
+        if rc != 0 { throw .dropFailed(Errno(rc, String(cString: irqscope_drop_failed_step()))) }
     }
 
     /// Call on the main thread before any other thread starts: every thread must be able to take
@@ -46,14 +47,24 @@ public enum Capabilities {
 
     public static var effective: UInt64 { irqscope_effective_capabilities() }
 
-    /// What serving needs once attached: nothing, except CAP_BPF on kernels that refuse every
-    /// bpf() call to a thread without it (before 6.5, with unprivileged BPF disabled). Decided by
-    /// trying a map read from a thread that has dropped everything.
-    public static func needed(for session: KernelSession) -> UInt64 {
-        irqscope_unprivileged_map_read(session.maps.counters, 8) == 0 ? 0 : bit("bpf")
-    }
-
     public static func names(_ mask: UInt64) -> [String] {
         numbers.filter { mask & (1 << UInt64($0.value)) != 0 }.map(\.key).sorted()
+    }
+}
+
+public enum CapabilityError: Error, Equatable, CustomStringConvertible {
+    case emptyList
+    case unknown(String)
+    case cannotSwitchUser(uid: UInt32)
+    case dropFailed(Errno)
+
+    public var description: String {
+        switch self {
+        case .emptyList: "empty capability list (use auto, none, all or names like bpf,sys_ptrace)"
+        case .unknown(let name): "unknown capability '\(name)'"
+        case .cannotSwitchUser(let uid):
+            "cannot switch to uid \(uid) without CAP_SETUID and CAP_SETGID (use --run-as=root to stay uid 0)"
+        case .dropFailed(let errno): "cannot drop capabilities: \(errno)"
+        }
     }
 }

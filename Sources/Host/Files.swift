@@ -1,6 +1,7 @@
 import Glibc
 
-// Small files of /proc, sysfs and configuration, read without Foundation.
+// Small files of /proc, sysfs and configuration, read without Foundation. Absence is the common
+// case (a process gone, an irq freed between listing and reading): nil or empty, not an error.
 
 public func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
@@ -30,4 +31,22 @@ public func readLink(_ path: String) -> String? {
     let n = readlink(path, &buffer, buffer.count - 1)
     guard n > 0 else { return nil }
     return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+}
+
+public func listDirectory(_ path: String) -> [String] {
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}
+
+/// A one-line sysfs or /proc value without its newline.
+func trimNewline(_ s: String) -> String {
+    var s = Substring(s)
+    while s.last == "\n" || s.last == " " { s = s.dropLast() }
+    return String(s)
 }
