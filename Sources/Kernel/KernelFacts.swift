@@ -1,6 +1,7 @@
 import CLibbpf
 import Glibc
 import IrqscopeDecode
+import IrqscopeHost
 
 /// What this kernel offers for attaching, as plain values. `gather` does the looking (sysfs,
 /// BTF, kallsyms) and, for trampolines and bpf_get_func_ret, the trying; AttachPlan only reads

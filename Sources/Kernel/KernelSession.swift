@@ -2,6 +2,7 @@ import CLibbpf
 import Glibc
 import IrqscopeABI
 import IrqscopeDecode
+import IrqscopeHost
 
 /// irqscope's connection to the kernel: the BPF object loaded with the programs this kernel
 /// accepts, attached, with a report of what is and is not covered.

@@ -1,4 +1,5 @@
 import CSys
+import IrqscopeHost
 
 extension Capabilities {
     /// What serving needs once attached: nothing, except CAP_BPF on kernels that refuse every

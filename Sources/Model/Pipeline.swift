@@ -56,7 +56,7 @@ public struct Pipeline: Sendable {
             let vfio: Bool
             switch event.kind {
             case .vfioSetIRQs: vfio = true
-            case .requestIRQ(let name, _): vfio = name.hasPrefix("vfio-")
+            case .requestIRQ(let name, _): vfio = IRQName(name).isVFIO
             default: vfio = event.kind.isProcessCall && host.holdsVFIO(event.tgid)
             }
             if vfio { found.append(.process(host.identify(event.tgid, event.comm))) }
