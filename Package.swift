@@ -38,7 +38,7 @@ let package = Package(
             plugins: ["BPFEmbed"]
         ),
         .target(name: "IrqscopeDecode", dependencies: ["IrqscopeABI"], path: "Sources/Decode"),
-        // Host I/O other than libbpf: sysfs, /proc, the process tree, credentials.
+        // Host I/O other than libbpf: sysfs, /proc, the process tree, credentials, recording files.
         .target(name: "IrqscopeHost", dependencies: ["CSys", "IrqscopeDecode"], path: "Sources/Host"),
         .target(name: "IrqscopeModel", dependencies: ["IrqscopeDecode"], path: "Sources/Model"),
         .target(name: "IrqscopeRender", dependencies: ["IrqscopeModel", "IrqscopeDecode"], path: "Sources/Render"),
@@ -72,7 +72,7 @@ let package = Package(
             path: "Sources/Bench"
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .target(name: "LabChecks", dependencies: ["IrqscopeDecode", "IrqscopeModel", "IrqscopeRender", "TestSupport"],
+        .target(name: "LabChecks", dependencies: ["IrqscopeDecode", "IrqscopeHost", "IrqscopeModel", "IrqscopeRender", "TestSupport"],
                 path: "Tests/LabChecks"),
         // Pure Swift: runs on any machine, no BPF.
         .testTarget(
@@ -81,6 +81,10 @@ let package = Package(
                            "TestSupport", "LabChecks"],
             path: "Tests/UnitTests"
         ),
+        // The built irqscope binary's command line on recordings (replay, crafted input, bad flags):
+        // no root, no BPF.
+        .testTarget(name: "CLITests", dependencies: ["IrqscopeABI", "IrqscopeDecode", "IrqscopeHost", "TestSupport", "LabChecks"],
+                    path: "Tests/CLITests"),
         // The kernel layer's decisions on faked kernels (attach plans, the retry loop, program names
         // against the built object): links libbpf, needs neither root nor BPF.
         .testTarget(name: "KernelTests", dependencies: ["IrqscopeKernel", "IrqscopeDecode"], path: "Tests/KernelTests"),
@@ -91,7 +95,7 @@ let package = Package(
         // The real kernel: root and BPF. Runs the built irqscope binary, and test-runs its BPF programs.
         .testTarget(
             name: "HostTests",
-            dependencies: ["TestSupport", "IrqscopeKernel", "IrqscopeABI", "CLibbpf"],
+            dependencies: ["TestSupport", "IrqscopeKernel", "IrqscopeABI", "IrqscopeDecode", "IrqscopeHost", "CLibbpf"],
             path: "Tests/HostTests",
             exclude: ["attack.py"]
         ),

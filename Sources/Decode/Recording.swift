@@ -1,4 +1,3 @@
-import Glibc
 import IrqscopeABI
 
 /// A recording: the raw ring-buffer records of a run, plus annotations (process names,
@@ -23,6 +22,27 @@ public enum Recording {
     /// Annotations are a few key=value lines; a delivery snapshot of 32768 irqs takes about 1.6
     /// MiB. A longer record is not one irqscope wrote, and is refused before it is buffered.
     public static let maxAnnotationBytes = 16 << 20
+
+    /// The bytes a recording starts with.
+    public static var header: [UInt8] { magic + le32(UInt32(IRQSCOPE_ABI_VERSION)) }
+
+    /// A ring-buffer record as a recording's record.
+    public static func encode(event record: some Collection<UInt8>) -> [UInt8] {
+        le32(kindEvent) + le32(UInt32(record.count)) + record
+    }
+
+    /// An annotation as a recording's record. A value's line breaks become spaces: the payload is
+    /// one `key=value` per line.
+    public static func encode(_ annotation: Annotation) -> [UInt8] {
+        var text: [UInt8] = []
+        for (i, (key, value)) in annotation.fields.enumerated() {
+            if i > 0 { text.append(0x0a) }
+            text += Array(key.utf8) + [0x3d] + value.utf8.map { $0 == 0x0a || $0 == 0x0d ? 0x20 : $0 }
+        }
+        return le32(kindAnnotation) + le32(UInt32(text.count)) + text
+    }
+
+    static func le32(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)] }
 
     /// Parses a whole recording held in memory. Throws on a bad magic, another ABI version, or
     /// a truncated or undecodable record, naming the byte offset.
@@ -96,18 +116,23 @@ public enum Recording {
             return entries
         }
 
+        /// Split as bytes, not Characters: "\r\n" or a combining mark after "=" is one Character,
+        /// and a VMM's name may hold either.
         private func fields(_ payload: ArraySlice<UInt8>) throws(AnnotationError) -> [String: String] {
             var fields: [String: String] = [:]
-            for line in String(decoding: payload, as: UTF8.self).split(separator: "\n") {
-                guard let eq = line.firstIndex(of: "=") else { throw AnnotationError("a line without '='") }
-                fields[String(line[..<eq])] = String(line[line.index(after: eq)...])
+            for line in payload.split(separator: 0x0a) {
+                guard let eq = line.firstIndex(of: 0x3d) else { throw AnnotationError("a line without '='") }
+                fields[String(decoding: line[..<eq], as: UTF8.self)] = String(decoding: line[(eq + 1)...], as: UTF8.self)
             }
             return fields
         }
 
         /// Where the stream, if it ended now, would end inside a header or a record.
         public var truncation: String? {
-            if !headerRead { return "not an irqscope recording (bad magic)" }
+            if !headerRead {
+                return buffer.isEmpty && offset == 0 ? "an empty recording (its writer was killed before its first write?)"
+                    : "not an irqscope recording (bad magic)"
+            }
             if buffer.count >= 8 {
                 return "truncated record at byte \(offset): \(buffer.count - 8) of its \(load32(buffer, 4)) bytes"
             }
@@ -123,166 +148,8 @@ public enum Recording {
     }
 }
 
-/// Reads a recording file as a stream: memory stays that of one chunk and one record, whatever
-/// the file's size. A file that is not a recording (or /dev/zero) fails on its first bytes.
-public struct RecordingReader {
-    private let fd: Int32
-    private let path: String
-    private var parser = Recording.Parser()
-    private var pending: [Recording.Entry] = []
-    private var cursor = 0
-    private var ended = false
-    private var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    /// Set once the whole file is read: whether it stopped short of a clean end, and where.
-    public private(set) var incomplete: String?
-
-    public init(path: String) throws(RecordingError) {
-        fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw RecordingError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        self.path = path
-    }
-
-    public func close() { Glibc.close(fd) }
-
-    /// The next entry; nil at the end of the file. A file cut inside a record (its writer killed
-    /// mid-write, a copy cut short) ends at its last whole record, and `incomplete` says where.
-    public mutating func next() throws(RecordingError) -> Recording.Entry? {
-        while cursor == pending.count {
-            if ended { return nil }
-            pending.removeAll(keepingCapacity: true)
-            cursor = 0
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw RecordingError("cannot read \(path): \(String(cString: strerror(errno)))") }
-            if n == 0 {
-                ended = true
-                try finish()
-                return nil
-            }
-            pending = try parser.feed(chunk[0..<n])
-            if let last = pending.last { endsClean = last == .annotation(.end) }
-        }
-        defer { cursor += 1 }
-        return pending[cursor]
-    }
-
-    private var endsClean = false
-
-    private mutating func finish() throws(RecordingError) {
-        if let cut = parser.truncation, parser.bytesParsed == 0 { throw RecordingError(cut) }
-        if let cut = parser.truncation {
-            incomplete = "\(cut); replayed the \(parser.records) whole records before it"
-        } else if !endsClean {
-            incomplete = "no end mark after its \(parser.records) records (\(parser.bytesParsed) bytes): its writer was killed, or is still writing"
-        }
-    }
-}
-
 public struct RecordingError: Error, CustomStringConvertible, Equatable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
 
-/// Appends to a recording file. Not thread-safe: callers serialise.
-public final class RecordingWriter {
-    private let fd: Int32
-    private var buffer: [UInt8] = []
-
-    /// Run as root, irqscope must not write through a symbolic link someone else planted, nor
-    /// into a device or a file another irqscope is recording to: the file is opened without
-    /// following a link, locked, checked to be a regular file, and only then emptied.
-    public init(path: String) throws(RecordingError) {
-        // checked on a local: once self.fd is set, a throw would run deinit and close it again
-        let fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            let why = errno == ELOOP ? "it is a symbolic link" : String(cString: strerror(errno))
-            throw RecordingError("cannot record to \(path): \(why)")
-        }
-        var st = stat()
-        if fstat(fd, &st) != 0 || st.st_mode & S_IFMT != S_IFREG {
-            Glibc.close(fd)
-            throw RecordingError("cannot record to \(path): not a regular file")
-        }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            Glibc.close(fd)
-            throw RecordingError("cannot record to \(path): another process is recording to it")
-        }
-        _ = ftruncate(fd, 0)
-        self.fd = fd
-        buffer = Recording.magic
-        append32(UInt32(IRQSCOPE_ABI_VERSION))
-    }
-
-    deinit { close() }
-
-    /// Why writing stopped (a full disk, an I/O error): the recording ends at the last record
-    /// written before it, and nothing more is appended.
-    public private(set) var failure: RecordingError?
-    private var written = 0
-    private var lastFlush = coarseSeconds()
-
-    public func write(event record: [UInt8]) {
-        append32(Recording.kindEvent)
-        append32(UInt32(record.count))
-        buffer += record
-        flushIfDue()
-    }
-
-    public func write(_ annotation: Annotation) {
-        let text = annotation.fields.map { "\($0.0)=\($0.1.replacingNewlines())" }.joined(separator: "\n")
-        append32(Recording.kindAnnotation)
-        append32(UInt32(text.utf8.count))
-        buffer += Array(text.utf8)
-        flushIfDue()
-    }
-
-    /// Written at least each second while records come, and by trace's looks (each 100 ms) when
-    /// none do: a killed trace loses at most its last second.
-    public func flushIfDue() {
-        if buffer.count > 1 << 16 || coarseSeconds() != lastFlush { flush() }
-    }
-
-    public func flush() {
-        defer { buffer.removeAll(keepingCapacity: true) }
-        lastFlush = coarseSeconds()
-        guard failure == nil else { return }
-        var offset = 0
-        while offset < buffer.count {
-            let n = buffer[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 {
-                let why = n < 0 ? String(cString: strerror(errno)) : "nothing written"
-                // a half-written record would make the rest unreadable: cut back to the last whole one
-                _ = ftruncate(fd, off_t(written))
-                failure = RecordingError("cannot write the recording at byte \(written): \(why); it ends there")
-                return
-            }
-            offset += n
-        }
-        written += buffer.count
-    }
-
-    private var closed = false
-    /// Ends the recording with its end mark, so that a reader knows it is whole.
-    public func close() {
-        guard !closed else { return }
-        closed = true
-        write(.end)
-        flush()
-        Glibc.close(fd)
-    }
-
-    private func append32(_ v: UInt32) {
-        buffer += [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)]
-    }
-}
-
-private func coarseSeconds() -> Int {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
-    return ts.tv_sec
-}
-
-extension String {
-    func replacingNewlines() -> String { String(map { $0 == "\n" ? " " : $0 }) }
-}

@@ -35,20 +35,21 @@ public final class Followed: Sendable {
         set { state.withLock { $0.root = newValue; $0.known = [:] } }
     }
 
+    /// The walk up /proc runs outside the lock: the ring-buffer thread asks, and a slow /proc
+    /// must not hold up the status line's reads of `root`.
     @Sendable public func contains(_ tgid: UInt32) -> Bool {
-        state.withLock { state in
-            guard let root = state.root else { return false }
-            if let known = state.known[tgid] { return known }
-            var pid = tgid
-            var result = false
-            // bounded: a PPid chain read while processes exit and pids are reused can loop
-            for _ in 0..<64 {
-                if pid == root { result = true; break }
-                guard pid > 1, let parent = processes.parent(of: pid) else { break }
-                pid = parent
-            }
-            state.known[tgid] = result
-            return result
+        let (root, known) = state.withLock { s in (s.root, s.known[tgid]) }
+        guard let root else { return false }
+        if let known { return known }
+        var pid = tgid
+        var result = false
+        // bounded: a PPid chain read while processes exit and pids are reused can loop
+        for _ in 0..<64 {
+            if pid == root { result = true; break }
+            guard pid > 1, let parent = processes.parent(of: pid) else { break }
+            pid = parent
         }
+        state.withLock { if $0.root == root { $0.known[tgid] = result } }
+        return result
     }
 }

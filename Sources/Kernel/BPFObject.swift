@@ -15,7 +15,7 @@ public struct KernelError: Error, CustomStringConvertible, Equatable {
 
 /// "EPERM (Operation not permitted)" for an errno value (positive or negative).
 public func errnoName(_ code: Int32) -> String {
-    "\(Errno.name(code)) (\(String(cString: strerror(abs(code)))))"
+    "\(Errno.name(code)) (\(String(cString: strerror(Int32(truncatingIfNeeded: code.magnitude)))))"
 }
 
 /// One loaded libbpf object and its links. libbpf handles are not Sendable: this class is

@@ -8,6 +8,10 @@ final class EventStream: Sendable {
     private let object: BPFObject
     private let running = Atomic<Bool>(true)
     private let finished = DispatchSemaphore(value: 0)
+    private let failure = Atomic<Int32>(0)
+
+    /// Why the stream stopped on its own (poll's negative errno), 0 while it runs.
+    var failedWith: Int32 { failure.load(ordering: .relaxed) }
 
     init(object: BPFObject, mapFD: Int32, sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(KernelError) {
         self.object = object
@@ -16,7 +20,10 @@ final class EventStream: Sendable {
         thread.async { [self] in
             while running.load(ordering: .relaxed) {
                 let n = object.pollRing(timeoutMs: 100)
-                if n < 0 && n != -EINTR { break }
+                if n < 0 && n != -EINTR {
+                    failure.store(-n, ordering: .relaxed)
+                    break
+                }
             }
             finished.signal()
         }

@@ -149,6 +149,13 @@ public final class KernelSession: @unchecked Sendable {
     /// Hands any records already in the ring buffer to the sink (used before exit).
     public func drainEvents() { stream?.drain() }
 
+    /// Set once the ring-buffer thread has stopped on a poll error: lifecycle events are no
+    /// longer read.
+    public var eventsFailure: KernelError? {
+        guard let code = stream?.failedWith, code != 0 else { return nil }
+        return .errno("the event ring buffer stopped: poll failed", code)
+    }
+
     // MARK: - Privileges
 
     private static func preflight() throws(KernelError) {

@@ -60,6 +60,6 @@ enum Settle {
         let noise = ["--", "processed ", "verification time", "stack depth", "mark_precise"]
         let complaint = log.split(separator: "\n").map(String.init)
             .last { line in !line.isEmpty && !noise.contains { line.hasPrefix($0) } }
-        return "load failed: \(String(cString: strerror(abs(errno))))" + (complaint.map { " (verifier: \($0))" } ?? "")
+        return "load failed: \(String(cString: strerror(Int32(truncatingIfNeeded: errno.magnitude))))" + (complaint.map { " (verifier: \($0))" } ?? "")
     }
 }

@@ -8,6 +8,8 @@ public struct Pipeline: Sendable {
     /// Kept only when asked (trace, replay): a long-running exporter must not remember every
     /// vector ever seen.
     public private(set) var lifecycles: Lifecycles?
+    /// Devices whose driver has been looked up: a device without one is not asked again per event.
+    private var lookedUp: Set<String> = []
     /// Keep an exited VMM's devices: a summary wants them; metrics drop them as a live exporter does.
     public var keepExited: Bool
 
@@ -46,9 +48,9 @@ public struct Pipeline: Sendable {
     /// the same way. Only what the model does not know yet is looked up.
     public mutating func lookUp(_ event: Event, with host: Lookup) -> [Annotation] {
         var found: [Annotation] = []
-        if let address = event.device, model.drivers[address] == nil || event.kind == .msixDisable {
+        if let address = event.device, !lookedUp.contains(address) || event.kind == .msixDisable {
             let driver = host.driver(address)
-            if model.drivers[address] != driver || model.drivers.index(forKey: address) == nil {
+            if model.drivers[address] != driver || !lookedUp.contains(address) {
                 found.append(.device(address: address, driver: driver, intx: host.intx(address)))
             }
         }
@@ -75,6 +77,23 @@ public struct Pipeline: Sendable {
 
     public mutating func undecodable() { model.noteUndecodable() }
 
+    /// The processes the model holds state for that are gone, by `alive`: each is applied as an
+    /// exit and returned, to be recorded.
+    public mutating func exits(alive: (UInt32) -> Bool) -> [Annotation] {
+        let gone = model.trackedProcesses.sorted().filter { !alive($0) }.map { Annotation.exit(tgid: $0) }
+        for a in gone { apply(a) }
+        return gone
+    }
+
+    /// A look at the kernel counters, and the annotation to record for it: a scrape's look
+    /// always (replay must see what a scrape saw), a dated look only when it dated a first
+    /// interrupt (trace looks ten times a second).
+    public mutating func look(_ snapshot: DeliverySnapshot, irqs: [Int: IRQInfo], at: UInt64?) -> Annotation? {
+        let fired = deliver(snapshot, irqs: irqs, at: at)
+        guard at == nil || !fired.isEmpty else { return nil }
+        return .delivery(.init(snapshot: snapshot, live: irqs.keys.sorted(), at: at))
+    }
+
     /// A look at the kernel counters. `irqs`: what sysfs says exists now (live), or the irqs a
     /// recording says were live. With a time (trace's looks), an irq counting its first
     /// interrupts since the previous look dates its vector's first interrupt. Returns those irqs.
@@ -93,6 +112,7 @@ public struct Pipeline: Sendable {
         case .process(let identity):
             model.note(process: identity)
         case .device(let address, let driver, let intx):
+            lookedUp.insert(address)
             model.note(driver: driver, of: address)
             if let intx { model.note(line: intx, of: address) }
         case .delivery(let d):

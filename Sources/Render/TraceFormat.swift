@@ -17,7 +17,7 @@ public struct TraceFormat: Sendable {
     public func seconds(_ t: UInt64) -> String {
         let ns = Int64(bitPattern: t &- start)
         let sign = ns < 0 ? "-" : "+"
-        let us = abs(ns) / 1000
+        let us = ns.magnitude / 1000 // magnitude: a crafted recording can hold Int64.min
         let frac = String(us % 1_000_000)
         return "\(sign)\(us / 1_000_000).\(String(repeating: "0", count: 6 - frac.count))\(frac)"
     }
@@ -118,7 +118,6 @@ public struct TraceSummary: Sendable {
         case lossy, failure, lost
     }
 
-    /// What `--fail-on` can act on.
     /// `--fail-on`'s exit status: the most severe finding asked for (lost 5, failure 4,
     /// lossy 3), else 0.
     public func exitStatus(failOn: Set<Finding>) -> Int32 {
@@ -129,6 +128,7 @@ public struct TraceSummary: Sendable {
         return 0
     }
 
+    /// What `--fail-on` can act on.
     public var findings: Set<Finding> {
         var out = Set<Finding>()
         for r in rows {
@@ -224,4 +224,19 @@ func columns(_ rows: [[String]]) -> String {
     return rows.map { row in
         row.enumerated().map { i, c in i == row.count - 1 ? c : pad(c, widths[i]) }.joined(separator: "  ")
     }.joined(separator: "\n") + "\n"
+}
+
+/// trace's live status line: what the model holds so far.
+public struct TraceStatus {
+    let model: HostModel
+    public init(_ model: HostModel) { self.model = model }
+
+    public func line(shown: Int) -> String {
+        let devices = model.devices.devices.values
+        let vectors = devices.reduce(0) { $0 + $1.vectors.count }
+        let failures = devices.reduce(UInt64(0)) { $0 + $1.requestFailures.values.reduce(0, +) }
+        let windows = devices.reduce(UInt64(0)) { $0 + $1.windows.count }
+        let lost = devices.reduce(UInt64(0)) { $0 &+ $1.lost.values.reduce(0, &+) }
+        return "events \(shown)  devices \(devices.count)  vectors \(vectors)  msix-off windows \(windows)  failed requests \(failures)  lost \(lost)"
+    }
 }

@@ -13,7 +13,8 @@ final class Collector: Sendable {
     private let build: HostMetrics.Build
     private let resolver: ProcessResolver
 
-    /// Called for every event, under the state lock, named as it was when it happened.
+    /// Called for every event, in order (from the ring-buffer thread), named as it was when it
+    /// happened, with the model as the event left it.
     typealias Observer = @Sendable (Pipeline.Step, _ model: HostModel) -> Void
 
     struct State {
@@ -51,19 +52,22 @@ final class Collector: Sendable {
             try session.startEvents { [self] record in
                 let event = try? Event(record: record)
                 let bytes = Array(record)
-                state.withLock { s in
+                let shown: (Pipeline.Step, HostModel)? = state.withLock { s in
                     defer { s.reportRecordingFailure() }
                     guard let event else {
                         s.recorder?.write(event: bytes)
-                        return s.pipeline.undecodable()
+                        s.pipeline.undecodable()
+                        return nil
                     }
                     // the VMM is identified before its first call is named, and that is recorded
                     // ahead of the call, so that a replay names it the same way
                     for a in s.pipeline.lookUp(event, with: lookup) { s.record(a) }
                     s.recorder?.write(event: bytes)
                     let step = s.pipeline.apply(event)
-                    observer?(step, s.pipeline.model)
+                    return observer == nil ? nil : (step, s.pipeline.model)
                 }
+                // outside the lock: following a process tree reads /proc, and printing may block
+                if let observer, let (step, model) = shown { observer(step, model) }
             }
         } catch {
             throw FatalError(message: error.message)
@@ -77,10 +81,7 @@ final class Collector: Sendable {
         return try state.withLock { s in
             defer { s.reportRecordingFailure() }
             try look(&s, at: nil)
-            for tgid in s.pipeline.model.trackedProcesses.sorted() where !resolver.alive(tgid) {
-                s.pipeline.apply(.exit(tgid: tgid))
-                s.record(.exit(tgid: tgid))
-            }
+            for exit in s.pipeline.exits(alive: resolver.alive) { s.record(exit) }
             s.scrapes += 1
             s.record(.scrape(seq: s.scrapes))
             s.recorder?.flush()
@@ -103,15 +104,12 @@ final class Collector: Sendable {
         }
     }
 
-    /// A scrape's look is always recorded; trace's only when it dated a first interrupt.
     private func look(_ s: inout State, at now: (() -> UInt64)?) throws {
+        // counting on with lifecycle events missing would look like a quiet host
+        if let failure = session.eventsFailure { throw FatalError(message: failure.message) }
         let snapshot = try session.readDelivery()
         let irqs = SysfsIRQs.read()
-        let at = now?()
-        let fired = s.pipeline.deliver(snapshot, irqs: irqs, at: at)
-        if at == nil || !fired.isEmpty {
-            s.record(.delivery(.init(snapshot: snapshot, live: irqs.keys.sorted(), at: at)))
-        }
+        if let a = s.pipeline.look(snapshot, irqs: irqs, at: now?()) { s.record(a) }
     }
 
     func read<T>(_ body: (HostModel, Lifecycles) -> T) -> T {

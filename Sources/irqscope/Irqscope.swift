@@ -13,11 +13,12 @@ struct Irqscope: AsyncParsableCommand {
     /// Every failure ends as one line naming the problem and a non-zero exit; ArgumentParser's
     /// own help and version output is left to it.
     static func main() async {
+        // a recording past a file size limit fails its write (EFBIG, reported) instead of killing irqscope
+        signal(SIGXFSZ, SIG_IGN)
         do {
             var command = try parseAsRoot()
             if let serve = command as? Serve {
-                // the privileged phase runs here, on the main thread, before anything has started
-                // another thread: capabilities dropped now hold for every thread created later
+                // the privileged phase runs here, synchronously, before the service starts
                 let running = try serve.prepare()
                 try await running.run()
             } else if var command = command as? AsyncParsableCommand {

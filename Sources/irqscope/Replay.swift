@@ -1,5 +1,6 @@
 import ArgumentParser
 import IrqscopeDecode
+import IrqscopeHost
 import IrqscopeModel
 import IrqscopeRender
 

@@ -69,20 +69,28 @@ struct Trace: ParsableCommand {
         let status = isatty(2) != 0 && !trace.json
         let started = monotonicNow()
         var childStatus: Int32?
+        var pollFailure: Error?
+        // once: a trace that cannot read the counters goes on with the events, and fails at the end
+        func poll() {
+            do { try collector.poll() } catch {
+                if pollFailure == nil { printError("irqscope: \(error)") }
+                pollFailure = pollFailure ?? error
+            }
+        }
         while !Interrupted.flag.load(ordering: .relaxed) {
             if let duration, Double(monotonicNow() - started) / 1e9 >= duration { break }
             if child > 0 {
                 var st: Int32 = 0
                 if waitpid(child, &st, WNOHANG) == child { childStatus = st; break }
             }
-            _ = try? collector.poll()
+            poll()
             if status {
-                let line = collector.read { model, _ in statusLine(model, shown: output.eventsShown) }
+                let line = collector.read { model, _ in TraceStatus(model).line(shown: output.eventsShown) }
                 printError("\r\u{1b}[2K" + line, newline: false)
             }
             usleep(100_000)
         }
-        _ = try? collector.poll()
+        poll()
         collector.stop()
         if status { printError("\r\u{1b}[2K", newline: false) }
         if let childStatus {
@@ -91,6 +99,7 @@ struct Trace: ParsableCommand {
         let code = collector.read { model, lifecycles in
             output.finish(model: model, lifecycles: lifecycles, seconds: Double(monotonicNow() - started) / 1e9)
         }
+        if pollFailure != nil { throw ExitCode.failure }
         if code != 0 { throw ExitCode(code) }
     }
 
@@ -150,13 +159,4 @@ func monotonicNow() -> UInt64 {
 func exitStatus(_ st: Int32) -> String {
     let signal = st & 0x7f
     return signal == 0 ? String((st >> 8) & 0xff) : "killed by signal \(signal)"
-}
-
-func statusLine(_ model: HostModel, shown: Int) -> String {
-    let devices = model.devices.devices.values
-    let vectors = devices.reduce(0) { $0 + $1.vectors.count }
-    let failures = devices.reduce(UInt64(0)) { $0 + $1.requestFailures.values.reduce(0, +) }
-    let windows = devices.reduce(UInt64(0)) { $0 + $1.windows.count }
-    let lost = devices.reduce(UInt64(0)) { $0 + $1.lost.values.reduce(0, +) }
-    return "events \(shown)  devices \(devices.count)  vectors \(vectors)  msix-off windows \(windows)  failed requests \(failures)  lost \(lost)"
 }

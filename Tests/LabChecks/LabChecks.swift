@@ -1,5 +1,6 @@
 import Foundation
 import IrqscopeDecode
+import IrqscopeHost
 import IrqscopeModel
 import IrqscopeRender
 import Testing
