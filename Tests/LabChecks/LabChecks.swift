@@ -259,9 +259,17 @@ public enum LabChecks {
         // `count`). A busy host stretches a TCG guest's bursts past 100 ms (seen on 5.10:
         // irqscope 41234, kernel 40690 of count 41240). So: equal where no restart happened,
         // in any case at least the kernel's figure and at most every interrupt on the line.
-        #expect(kernelCount < 100000, "line \(irq): \(Int(kernelCount)) interrupts, the kernel's counters wrapped")
-        #expect(unhandled >= kernelUnhandled && unhandled <= kernelCount,
-                "line \(irq): irqscope unhandled \(unhandled), /proc/irq/\(irq)/spurious unhandled \(kernelUnhandled) of count \(kernelCount)")
+        // At 100000 interrupts note_interrupt() restarts both counts, and with more than 99900 of
+        // them unhandled it disables the line ("nobody cared"; the host device sharing it then
+        // gets its interrupts only from the kernel's 100 ms poll). Seen on 6.1: count 0 unhandled 0,
+        // irqscope 100019 (the polls' handler runs are counted too).
+        let restarted = unhandled > kernelCount
+        if restarted {
+            #expect(unhandled >= 99_900, "line \(irq): irqscope unhandled \(unhandled) above the kernel's count \(kernelCount) without a restart at 100000")
+        } else {
+            #expect(unhandled >= kernelUnhandled && unhandled <= kernelCount,
+                    "line \(irq): irqscope unhandled \(unhandled), /proc/irq/\(irq)/spurious unhandled \(kernelUnhandled) of count \(kernelCount)")
+        }
         let lost = live.value("irqscope_interrupts_lost_total", ["guest": "alpha", "cause": "line_while_msix_off"]) ?? 0
         if alpha.noresize {
             #expect(alpha.windowRaised > 0)
@@ -269,6 +277,7 @@ public enum LabChecks {
         } else {
             #expect(lost == 0, "no window on the dynamic path, yet \(lost) lost")
         }
+        if restarted { findings.append("the kernel's spurious-interrupt check restarted line \(irq)'s counts (at 100000: disabled as 'nobody cared' when more than 99900 were unhandled)") }
         findings.append("alpha raised \(alpha.windowRaised) interrupts inside \(alpha.noresize ? alpha.vectors - 1 : 0) MSI-X-off windows; the shared line \(irq) saw \(Int(kernelUnhandled)) unhandled interrupts (kernel) / \(Int(unhandled)) (irqscope), \(Int(lost)) charged to alpha as line_while_msix_off")
         // a second exporter with a one-page ring buffer dropped events and said so; the normal one did not
         if let small = try? parseExposition(String(contentsOfFile: dir + "/guests.drops.metrics", encoding: .utf8)) {
@@ -468,14 +477,14 @@ public enum LabChecks {
         return (pipeline.model, events)
     }
 
-    /// A whole recording. One cut inside a record is refused; one without an end mark is not (the
-    /// fixtures' recordings are older than the mark).
+    /// A whole recording: every writer in the lab stops cleanly, so one cut short or without its
+    /// end mark is refused.
     public static func readRecording(_ path: String) throws -> [Recording.Entry] {
         var reader = try RecordingReader(path: path)
         defer { reader.close() }
         var entries: [Recording.Entry] = []
         while let entry = try reader.next() { entries.append(entry) }
-        if let incomplete = reader.incomplete, !incomplete.hasPrefix("no end mark") {
+        if let incomplete = reader.incomplete {
             throw RecordingError("\(path): \(incomplete)")
         }
         return entries
