@@ -12,12 +12,16 @@ public struct Devices: Sendable {
     }
 
     /// Why interrupts were lost, as far as the host can see it.
+    /// Why irqscope knows interrupts were lost. Each cause gives a lower bound the host can prove,
+    /// never an estimate.
     public enum LossCause: String, Sendable, CaseIterable {
-        /// The device's legacy line fired, and every handler on it said IRQ_NONE, while the
-        /// device's MSI-X was off with the guest's vectors live (a NORESIZE resize window).
+        /// A window (MSI-X off with the guest's vectors live) in which the device's legacy line
+        /// fired and no handler took it: at least one interrupt the device raised then did not
+        /// reach its vector. One per such window: a level-triggered line refires until serviced,
+        /// so the line's count says nothing about how many were raised.
         case lineWhileMSIXOff = "line_while_msix_off"
-        /// An interrupt hit the catch-all vector 0xef where allocated-but-not-requested entries
-        /// are parked (attributed when a single device has such entries).
+        /// A hit on vector 0xef, where allocated but not requested entries are parked: an
+        /// interrupt nobody handled (attributed when a single device has such entries).
         case catchAllVector = "catch_all_vector"
     }
 
@@ -45,7 +49,13 @@ public struct Devices: Sendable {
         public var windows = Histogram(bounds: Devices.windowBounds)
         public var requestFailures: [Int32: UInt64] = [:]
         public var enableFailures: [Int32: UInt64] = [:]
+        /// At least this many interrupts were lost, by cause.
         public var lost: [LossCause: UInt64] = [:]
+        /// Windows with evidence of loss (the legacy line fired unhandled during them).
+        public var lossWindows: UInt64 = 0
+        /// Unhandled interrupts of the legacy line reported during windows: refires, not losses.
+        public var lineUnhandledInWindows: UInt64 = 0
+        var windowEvidence = false
         /// Interrupts of its vectors that ran a host handler (remapped, not posted).
         public var delivered: UInt64 = 0
         /// Open MSI-X window with live guest vectors: interrupts now can be lost.
@@ -161,6 +171,7 @@ public struct Devices: Sendable {
                 d.msixEnabled = false
                 d.disabledAt = e.timeNs
                 d.disabledWithLiveVectors = d.requestedSinceEnable
+                d.windowEvidence = false
                 d.sizeBeforeDisable = d.tableSize
                 d.tableSize = 0
             }
@@ -170,8 +181,16 @@ public struct Devices: Sendable {
         case .unhandled(let count):
             guard let irq = e.irq.map(Int.init) else { return }
             let open = (lineDevices[irq] ?? []).filter { devices[$0]?.inWindow ?? false }
-            // counters wrap as the kernel's u64 would, rather than trap on a crafted recording
-            for address in open { devices[address]!.lost[.lineWhileMSIXOff, default: 0] &+= count }
+            for address in open {
+                modify(address) { d in
+                    // counters wrap as the kernel's u64 would, rather than trap on a crafted recording
+                    d.lineUnhandledInWindows &+= count
+                    guard !d.windowEvidence else { return }
+                    d.windowEvidence = true
+                    d.lossWindows &+= 1
+                    d.lost[.lineWhileMSIXOff, default: 0] &+= 1
+                }
+            }
         default:
             break
         }

@@ -97,8 +97,12 @@ public enum HostMetrics {
             help: "How long MSI-X stayed off in those windows.")
         var failures = MetricFamily("irqscope_request_irq_failures", .counter,
             help: "Host request_irq failures for the device's vectors, by errno: a guest vector the host could not back.")
-        var lost = MetricFamily("irqscope_interrupts_lost", .counter,
-            help: "Interrupts the host saw being lost, by cause: line_while_msix_off (the device's legacy line fired unhandled while its MSI-X was off with live guest vectors), catch_all_vector (hits on vector 0xef, where allocated but not requested entries are parked; device empty when not attributable). Interrupts of a vector whose request_irq failed are not seen by the host at all: see irqscope_msix_vectors{state=\"unbacked\"}.")
+        var lost = MetricFamily("irqscope_interrupts_lost_min", .counter,
+            help: "A lower bound on interrupts lost, by cause, counting only what the host can prove: line_while_msix_off counts 1 per MSI-X-off window (the guest's vectors live) in which the device's legacy line fired and no handler took it; catch_all_vector counts hits on vector 0xef, where allocated but not requested entries are parked (device empty when not attributable). The host cannot see: a vector whose request_irq failed (irqscope_msix_vectors{state=\"unbacked\"}), a window in which the device's line has no handler to fire (an unshared line with INTx off), posted interrupts, SR-IOV VFs (no INTx).")
+        var lossWindows = MetricFamily("irqscope_msix_loss_windows", .counter,
+            help: "MSI-X-off windows (the guest's vectors live) with evidence of loss: the device's legacy line fired unhandled during them. At most irqscope_msix_disabled_windows_total.")
+        var lineRefires = MetricFamily("irqscope_line_unhandled_in_windows", .counter,
+            help: "Unhandled interrupts of the device's legacy line reported during its MSI-X-off windows (reports batch up to 100 us). A level-triggered line refires until serviced: this counts refires, not interrupts lost.")
         var delivered = MetricFamily("irqscope_device_interrupts", .counter,
             help: "Interrupts of the device's MSI/MSI-X vectors that ran a host handler (remapped delivery; posted interrupts go straight to a vCPU and are not counted here).")
         var enableFailures = MetricFamily("irqscope_msix_enable_failures", .counter,
@@ -120,6 +124,8 @@ public enum HostMetrics {
             }
             if d.owner != nil {
                 windows.add(labels, Double(d.windows.count))
+                lossWindows.add(labels, Double(d.lossWindows))
+                lineRefires.add(labels, Double(d.lineUnhandledInWindows))
                 windowSeconds.addHistogram(labels, buckets: Array(zip(d.windows.bounds, d.windows.counts)),
                                            sum: d.windows.sum, count: d.windows.count)
             }
@@ -139,7 +145,7 @@ public enum HostMetrics {
             guests.add([("guest", model.guestName(owner: tgid)), ("pid", String(tgid)),
                         ("source", model.processes[tgid]?.source.rawValue ?? "unknown")], 1)
         }
-        return [vectors, irtes, grows, windows, windowSeconds, failures, enableFailures, lost, delivered, guests]
+        return [vectors, irtes, grows, windows, windowSeconds, lossWindows, lineRefires, failures, enableFailures, lost, delivered, guests]
     }
 
     static func probes(_ report: ProbeReport) -> [MetricFamily] {

@@ -145,7 +145,7 @@ public struct TraceSummary: Sendable {
             return out + "  no device's MSI-X vectors changed.\n\n" + verdict
         }
         let header = ["GUEST", "DEVICE", "DRIVER", "ALLOC", "REQ", "IRTE", "POSTED", "GROWS dyn/re", "CYCLES", "MSI-X OFF",
-                      "FAILURES", "LOST"]
+                      "FAILURES", "LOST (at least)"]
         var table = [header]
         for r in rows {
             let d = r.state
@@ -181,7 +181,7 @@ public struct TraceSummary: Sendable {
             switch $0 {
             case .lossy: "lossy resizes (MSI-X switched off with live vectors)"
             case .failure: "failed requests (vectors the host could not back)"
-            case .lost: "lost interrupts"
+            case .lost: "lost interrupts (the host proved at least one)"
             }
         }.joined(separator: "; ") + ".\n"
     }
@@ -201,7 +201,8 @@ public struct TraceSummary: Sendable {
                     ("cycles", .uint(d.cycles)), ("windows", .uint(d.windows.count)), ("msix_off_seconds", .double(d.windows.sum)),
                     ("request_failures", .object(d.requestFailures.sorted { $0.key < $1.key }.map { (Errno.name($0.key), .uint($0.value)) })),
                     ("enable_failures", .object(d.enableFailures.sorted { $0.key < $1.key }.map { (Errno.name($0.key), .uint($0.value)) })),
-                    ("lost", .object(d.lost.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key.rawValue, .uint($0.value)) })),
+                    ("lost_min", .object(d.lost.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key.rawValue, .uint($0.value)) })),
+                    ("loss_windows", .uint(d.lossWindows)), ("line_unhandled_in_windows", .uint(d.lineUnhandledInWindows)),
                     ("delivered", .uint(d.delivered)),
                 ])
             })),
@@ -237,6 +238,6 @@ public struct TraceStatus {
         let failures = devices.reduce(UInt64(0)) { $0 + $1.requestFailures.values.reduce(0, +) }
         let windows = devices.reduce(UInt64(0)) { $0 + $1.windows.count }
         let lost = devices.reduce(UInt64(0)) { $0 &+ $1.lost.values.reduce(0, &+) }
-        return "events \(shown)  devices \(devices.count)  vectors \(vectors)  msix-off windows \(windows)  failed requests \(failures)  lost \(lost)"
+        return "events \(shown)  devices \(devices.count)  vectors \(vectors)  msix-off windows \(windows)  failed requests \(failures)  lost >= \(lost)"
     }
 }
