@@ -33,7 +33,10 @@ extension Annotation {
         case .meta(let kernel, let irqscope):
             return [("type", "meta"), ("kernel", kernel), ("irqscope", irqscope)]
         case .process(let p):
-            return [("type", "process"), ("tgid", String(p.tgid)), ("name", p.name), ("source", p.source.rawValue)]
+            var f: [(String, String)] = [("type", "process"), ("tgid", String(p.tgid)), ("name", p.name), ("source", p.source.rawValue)]
+            if let vmm = p.vmm { f.append(("vmm", vmm)) }
+            if let version = p.vmmVersion { f.append(("vmm_version", version)) }
+            return f
         case .device(let address, let driver, let intx):
             var f: [(String, String)] = [("type", "device"), ("address", address), ("driver", driver ?? "")]
             if let intx { f.append(("intx", String(intx))) }
@@ -76,7 +79,9 @@ extension Annotation {
         case "process":
             let text = try need("source")
             guard let source = ProcessIdentity.Source(rawValue: text) else { throw AnnotationError("process annotation: unknown source \(text.prefix(40))") }
-            self = .process(ProcessIdentity(tgid: try number("tgid", UInt32.self), name: try need("name"), source: source))
+            // recordings made before the VMM was read have neither: unknown
+            self = .process(ProcessIdentity(tgid: try number("tgid", UInt32.self), name: try need("name"), source: source,
+                                            vmm: f["vmm"], vmmVersion: f["vmm_version"]))
         case "device":
             let driver = f["driver"] ?? ""
             self = .device(address: try need("address"), driver: driver.isEmpty ? nil : driver,

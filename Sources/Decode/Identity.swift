@@ -11,10 +11,16 @@ public struct ProcessIdentity: Sendable, Equatable {
     public var tgid: UInt32
     public var name: String
     public var source: Source
+    /// The VMM program ("qemu", else the executable's name) and its version, read from its
+    /// executable; nil when unknown (not readable, or recorded before irqscope read them).
+    public var vmm: String?
+    public var vmmVersion: String?
 
-    public init(tgid: UInt32, name: String, source: Source) {
+    public init(tgid: UInt32, name: String, source: Source, vmm: String? = nil, vmmVersion: String? = nil) {
         self.tgid = tgid
         self.name = name
         self.source = source
+        self.vmm = vmm
+        self.vmmVersion = vmmVersion
     }
 }

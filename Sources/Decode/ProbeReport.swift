@@ -3,10 +3,13 @@ public struct ProbeReport: Sendable, Equatable {
     public var families: [Family]
     /// Facts about the kernel that decided the outcome (BTF, fentry permission, kprobes...).
     public var kernel: [KernelFact]
+    /// Whether MSI-X resizes on this host can lose interrupts, and why.
+    public var posture: HostPosture
 
-    public init(families: [Family], kernel: [KernelFact]) {
+    public init(families: [Family], kernel: [KernelFact], posture: HostPosture = .unknown) {
         self.families = families
         self.kernel = kernel
+        self.posture = posture
     }
 
     public struct Family: Sendable, Equatable {

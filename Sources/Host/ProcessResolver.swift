@@ -5,6 +5,7 @@ import IrqscopeDecode
 /// virt-launcher pod it runs in, else its comm and pid.
 public struct ProcessResolver: Sendable {
     public var root: String
+    private let executables = VMMExecutables()
 
     public init(root: String = "/") { self.root = root.hasSuffix("/") ? root : root + "/" }
 
@@ -19,7 +20,18 @@ public struct ProcessResolver: Sendable {
         return listDirectory(fd).contains { (readLink("\(fd)/\($0)") ?? "").contains("/vfio/") }
     }
 
+    /// Who the process is, and which VMM (and version) it runs.
     public func identify(_ tgid: UInt32, comm fallback: String) -> ProcessIdentity {
+        var identity = name(tgid, comm: fallback)
+        // not argv[0] when exe is closed to us: a chrooted or containerised VMM's path names a
+        // file in its root, not ours, and a wrong version is worse than none
+        let vmm = executables.identify(exe: "\(root)proc/\(tgid)/exe")
+        identity.vmm = vmm?.vmm
+        identity.vmmVersion = vmm?.version
+        return identity
+    }
+
+    private func name(_ tgid: UInt32, comm fallback: String) -> ProcessIdentity {
         let proc = "\(root)proc/\(tgid)/"
         let args = readFile(proc + "cmdline")?.split(separator: "\u{0}").map(String.init) ?? []
         let cgroup = readFile(proc + "cgroup").flatMap(GuestName.cgroupPath)

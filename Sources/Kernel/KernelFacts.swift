@@ -44,6 +44,8 @@ struct KernelFacts: Sendable, Equatable {
     var kallsyms: Set<String>
     /// How long reading /proc/kallsyms took (for the start-up report).
     var kallsymsTime: Duration?
+    /// Whether MSI-X resizes can lose interrupts here (not used to plan: reported).
+    var posture: HostPosture = .unknown
 }
 
 extension KernelFacts {
@@ -114,10 +116,33 @@ extension KernelFacts {
 
         let (trampolines, funcRet) = probeTrampolines(vmlinux)
         let clock = ContinuousClock(), start = clock.now
-        let kallsyms = readKallsyms(wanted: functionNames)
+        let found = readKallsyms(wanted: functionNames.union(postureSymbols))
+        let kallsymsTime = clock.now - start
+        let symbols = HostPosture.KernelSymbols(
+            allocAt: found.contains("pci_msix_alloc_irq_at") || has("pci_msix_alloc_irq_at", kind: btfKindFunc, module: nil),
+            vfioHasDynMSIX: btfFor("vfio_pci_core").flatMap { hasMember($0, struct: "vfio_pci_core_device", member: "has_dyn_msix") },
+            vfioDynamicFunctions: found.contains("vfio_msi_alloc_irq") || found.contains("vfio_irq_ctx_alloc"))
         return KernelFacts(release: release, btf: btf, trampolines: trampolines, funcRet: funcRet, kprobes: kprobes,
                            modules: modules, btfFunctions: btfFunctions, btfTracepoints: btfTracepoints,
-                           tracepoints: tracepoints, kallsyms: kallsyms, kallsymsTime: clock.now - start)
+                           tracepoints: tracepoints, kallsyms: found.intersection(functionNames), kallsymsTime: kallsymsTime,
+                           posture: HostPosture(symbols: symbols, files: .read()))
+    }
+
+    /// What tells dynamic MSI-X apart in kallsyms: the PCI core's (6.2) and VFIO's (6.5) functions.
+    static let postureSymbols: Set<String> = ["pci_msix_alloc_irq_at", "vfio_msi_alloc_irq", "vfio_irq_ctx_alloc"]
+
+    /// Whether the BTF's struct has the member; nil when the struct is not there at all.
+    private static func hasMember(_ btf: OpaquePointer, struct name: String, member: String) -> Bool? {
+        let id = btf__find_by_name_kind(btf, name, btfKindStruct)
+        guard id > 0, let t = btf__type_by_id(btf, UInt32(id)) else { return nil }
+        // struct btf_type (12 bytes), then vlen struct btf_member {name_off, type, offset}
+        let vlen = Int(t.pointee.info & 0xffff)
+        let members = UnsafeRawPointer(t).advanced(by: 12)
+        for i in 0..<vlen {
+            let nameOff = members.load(fromByteOffset: i * 12, as: UInt32.self)
+            if let n = btf__name_by_offset(btf, nameOff), String(cString: n) == member { return true }
+        }
+        return false
     }
 
     static let noFuncRet = "this kernel has no bpf_get_func_ret (helper 184, Linux 5.17+), which fexit programs use to read the return value"
@@ -223,5 +248,6 @@ extension KernelFacts {
 }
 
 // include/uapi/linux/btf.h; the macros import ambiguously (the enum and its #define).
+private let btfKindStruct: UInt32 = 4
 private let btfKindTypedef: UInt32 = 8
 private let btfKindFunc: UInt32 = 12

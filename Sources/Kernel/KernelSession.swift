@@ -123,7 +123,7 @@ public final class KernelSession: @unchecked Sendable {
             .init(name: "irq slots", value: "\(slots) (irqs above \(slots - 1) are counted as untracked)"),
             .init(name: "start-up", value: "\(Self.seconds(clock.now - started)) s in \(rounds) round\(rounds == 1 ? "" : "s"): "
                   + "planning \(Self.seconds(planning)) s" + (facts.kallsymsTime.map { " (/proc/kallsyms \(Self.seconds($0)) s)" } ?? "") + ", loading (verifier) \(Self.seconds(loading)) s, attaching \(Self.seconds(attaching)) s"),
-        ])
+        ], posture: facts.posture)
     }
 
     deinit { close() }

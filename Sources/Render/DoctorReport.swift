@@ -15,6 +15,10 @@ public enum DoctorReport {
         for fact in report.kernel {
             out += "  \(pad(fact.name, width))  \(fact.value)\n"
         }
+        out += "\n\(bold)Posture\(reset) (whether MSI-X resizes can lose interrupts; x86)\n"
+        for line in posture(report.posture) {
+            out += "  \(pad(line.name, 19))  \(line.value) (\(dim)\(line.why)\(reset))\n"
+        }
         out += "\n\(bold)Probes\(reset)\n"
         let familyWidth = report.families.map(\.name.count).max() ?? 0
         let hookWidth = report.families.flatMap(\.hooks).map(\.name.count).max() ?? 0
@@ -53,6 +57,9 @@ public enum DoctorReport {
         .object([
             ("can_serve", .bool(canServe(report, coreFamily: coreFamily))),
             ("kernel", .object(report.kernel.map { ($0.name, .string($0.value)) })),
+            ("posture", .object(posture(report.posture).map { line in
+                (line.key, .object([("value", .string(line.value)), ("from", .string(line.why))]))
+            })),
             ("families", .array(report.families.map { family in
                 .object([
                     ("name", .string(family.name)),
@@ -73,6 +80,14 @@ public enum DoctorReport {
                 ])
             })),
         ])
+    }
+
+    /// The posture's lines, as the table and the JSON name them (the JSON keys are the
+    /// irqscope_host_info labels).
+    static func posture(_ p: HostPosture) -> [(name: String, key: String, value: String, why: String)] {
+        [("dynamic MSI-X", "msix_dynamic", p.msixDynamic.rawValue, p.msixDynamicWhy),
+         ("interrupt remapping", "interrupt_remapping", p.remapping.rawValue, p.remappingWhy),
+         ("posted interrupts", "posted_interrupts", p.posted.rawValue, p.postedWhy)]
     }
 
     static func pad(_ s: String, _ width: Int) -> String {

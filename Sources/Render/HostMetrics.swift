@@ -22,6 +22,7 @@ public enum HostMetrics {
         out += vectorSpace(model.vectors)
         out += deviceFamilies(model)
         out += probes(report)
+        out += PostureMetrics.families(model, posture: report.posture)
         out += selfMetrics(model, build: build, scrapeSeconds: scrapeSeconds)
         return out
     }
@@ -140,10 +141,16 @@ public enum HostMetrics {
             lost.add([("guest", ""), ("driver", ""), ("device", ""), ("cause", cause.rawValue)], Double(n))
         }
         var guests = MetricFamily("irqscope_guest", .info,
-            help: "Maps guest names to the processes (VMMs) they run as, and says where the name came from.")
+            help: "Maps guest names to the processes (VMMs) they run as, and says where the name came from. vmm is qemu (found by its version banner) or the executable's name, vmm_version QEMU's version, both read from /proc/PID/exe; empty when unknown.")
         for tgid in model.owners.sorted() {
-            guests.add([("guest", model.guestName(owner: tgid)), ("pid", String(tgid)),
-                        ("source", model.processes[tgid]?.source.rawValue ?? "unknown")], 1)
+            let process = model.processes[tgid]
+            // an unknown VMM leaves the labels out (empty, to Prometheus): replays of older
+            // recordings, which did not record the VMM, give the series they gave live
+            var labels = [("guest", model.guestName(owner: tgid)), ("pid", String(tgid)),
+                          ("source", process?.source.rawValue ?? "unknown")]
+            if let vmm = process?.vmm { labels.append(("vmm", vmm)) }
+            if let version = process?.vmmVersion { labels.append(("vmm_version", version)) }
+            guests.add(labels, 1)
         }
         return [vectors, irtes, grows, windows, windowSeconds, lossWindows, lineRefires, failures, enableFailures, lost, delivered, guests]
     }

@@ -425,6 +425,31 @@ public enum LabChecks {
 
         let vmm = try VMMLog.read(dir + "/vfio.vmm.log")
         #expect(vmm.noresize == !atLeast(6, 5), "VFIO MSI-X NORESIZE=\(vmm.noresize) on \(version)")
+
+        // the posture the exporter read from BTF/kallsyms and sysfs, against what VFIO itself told
+        // the VMM (NORESIZE) and the IOMMU the lab booted: the vfio exporter started with vfio-pci
+        // loaded, so vfio_pci_core's BTF (5.11+) or its absence (5.10: vfio_pci) decides
+        let posture = try Self.posture(dir + "/vfio.doctor.json")
+        #expect(posture["msix_dynamic"]?.value == (vmm.noresize ? "no" : "yes"),
+                "msix_dynamic on \(version): \(posture["msix_dynamic"] ?? ("?", "?")); VFIO said NORESIZE=\(vmm.noresize)")
+        try expectRemapping(posture, dir: dir)
+    }
+
+    /// doctor's posture lines (`irqscope doctor --json`, serve's /probes): key -> (value, from).
+    public static func posture(_ doctorJSON: String) throws -> [String: (value: String, from: String)] {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: doctorJSON))) as? [String: Any] ?? [:]
+        let lines = json["posture"] as? [String: [String: String]] ?? [:]
+        return lines.mapValues { ($0["value"] ?? "", $0["from"] ?? "") }
+    }
+
+    /// Remapping is the IOMMU the lab booted with (the `iommu` file); posting is never possible
+    /// under QEMU's emulated IOMMUs (its VT-d has no CAP.PI, and the lab's CPU models have
+    /// neither APICv nor AVIC, so KVM would not post either).
+    static func expectRemapping(_ posture: [String: (value: String, from: String)], dir: String) throws {
+        let iommu = try String(contentsOfFile: dir + "/iommu", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(posture["interrupt_remapping"]?.value == iommu, "interrupt_remapping \(posture["interrupt_remapping"] ?? ("?", "?")), lab booted \(iommu)")
+        #expect(["no", "unknown"].contains(posture["posted_interrupts"]?.value ?? "missing"),
+                "posted_interrupts under QEMU's \(iommu) IOMMU: \(posture["posted_interrupts"] ?? ("?", "?"))")
     }
 
     /// Per hook name, its doctor --json object.

@@ -148,6 +148,51 @@ extension LabChecks {
         try replayMatchesLive(dir, name: "realvmm", scrapes: ["realvmm.metrics", "realvmm-after.metrics"])
     }
 
+    /// Issue 12: what the exporter predicted for the inner guest from its start, against the QEMU
+    /// the cell ran (its name: qemu7.2, qemu10), the lab kernel, and the grows QEMU's own trace saw.
+    public static func realVMMPosture(_ dir: String, qemu: String) throws {
+        let guest = "inner"
+        let info = fields(Substring(try String(contentsOfFile: dir + "/realvmm.info", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let device = try #require(info["device"], "realvmm.info names no device")
+        let labKernel = try #require(info["lab_kernel"].flatMap(KernelVersion.init), "realvmm.info names no lab kernel")
+        let qemuVersion = try #require(QEMULog.version(of: qemu), "QEMU name \(qemu) carries no version")
+        let live = try parseExposition(String(contentsOfFile: dir + "/realvmm.metrics", encoding: .utf8))
+
+        // the VMM read from QEMU's binary through /proc/PID/exe. An exporter that dropped its
+        // capabilities may not open a root QEMU's exe (the kernel's ptrace check: QEMU's
+        // capabilities exceed its own) and then leaves vmm out; with sys_ptrace kept it reads it.
+        // What it reports is the QEMU the cell ran (the cell's name has major.minor).
+        let guestInfo = try #require(live.values("irqscope_guest_info", where: ["guest": guest]).first, "no guest_info for \(guest)")
+        let vmmKnown = guestInfo.labels["vmm"] != nil
+        if vmmKnown {
+            #expect(guestInfo.labels["vmm"] == "qemu" && guestInfo.labels["vmm_version"].flatMap(KernelVersion.init) == qemuVersion,
+                    "guest_info \(guestInfo.labels); the cell ran QEMU \(qemuVersion.major).\(qemuVersion.minor)")
+        }
+
+        let host = try #require(live.values("irqscope_host_info", where: [:]).first, "no irqscope_host_info")
+        #expect(host.labels["msix_dynamic"] == (labKernel >= KernelVersion(6, 5) ? "yes" : "no"), "host_info \(host.labels) on \(labKernel)")
+        try expectRemapping(["interrupt_remapping": (host.labels["interrupt_remapping"] ?? "", ""),
+                             "posted_interrupts": (host.labels["posted_interrupts"] ?? "", "")], dir: dir)
+
+        // lossy unless both the kernel (6.5) and QEMU (8.2) add vectors dynamically; without the
+        // VMM's version only a kernel without dynamic MSI-X settles it
+        let lossy = !(qemuVersion >= KernelVersion(8, 2) && labKernel >= KernelVersion(6, 5))
+        let predicted = live.value("irqscope_resize_lossy_predicted", ["guest": guest])
+        guard vmmKnown || labKernel < KernelVersion(6, 5) else {
+            #expect(predicted == nil, "predicted lossy=\(predicted ?? -1) without knowing the VMM on \(labKernel)")
+            return
+        }
+        #expect(predicted == (lossy ? 1 : 0), "predicted lossy=\(String(describing: predicted)), expected \(lossy)")
+        // checked against what followed: QEMU's own trace counted the grows, irqscope classified them
+        let qlog = try QEMULog.read(dir + "/realvmm.qemu-trace.log", device: device)
+        #expect(qlog.growSteps > 0, "QEMU never grew the table: nothing to check the prediction against")
+        let labels = ["guest": guest, "device": device]
+        let unexpected = live.value("irqscope_msix_grows_total", labels.merging(["mode": lossy ? "dynamic" : "reenable"]) { $1 })
+        let expected = live.value("irqscope_msix_grows_total", labels.merging(["mode": lossy ? "reenable" : "dynamic"]) { $1 })
+        #expect(unexpected == 0 && expected == Double(qlog.growSteps), "grows the other way \(unexpected ?? -1), as predicted \(expected ?? -1), QEMU's \(qlog.growSteps)")
+        #expect(live.value("irqscope_resize_prediction_mismatches_total", ["guest": guest]) == 0)
+    }
+
     /// "event guest=G" counts, for messages.
     static func tally(_ events: [[String: Any]]) -> String {
         var counts: [String: Int] = [:]

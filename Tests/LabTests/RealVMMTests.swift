@@ -13,5 +13,6 @@ struct RealVMMTests {
     @Test(arguments: realVMMCells) func realQEMUBootingAGuestThroughVFIO(cell: String) throws {
         let qemu = String(cell.split(separator: "/").last!.dropFirst("realvmm-".count))
         try LabChecks.realVMM("\(labResults)/\(cell)", qemu: qemu)
+        try LabChecks.realVMMPosture("\(labResults)/\(cell)", qemu: qemu)
     }
 }
