@@ -49,6 +49,8 @@ import TestSupport
     /// no host interrupt charged to it, every MSI-X shutdown paired with its descriptor free.
     @Test(arguments: realVMMCells) func realVMM(cell: String) throws {
         let parts = cell.split(separator: "/")
-        try LabChecks.realVMM(try fixture(String(parts[0]), String(parts[1])), qemu: String(parts[1].dropFirst("realvmm-".count)))
+        let dir = try fixture(String(parts[0]), String(parts[1])), qemu = String(parts[1].dropFirst("realvmm-".count))
+        try LabChecks.realVMM(dir, qemu: qemu)
+        try LabChecks.realVMMPosture(dir, qemu: qemu)
     }
 }
