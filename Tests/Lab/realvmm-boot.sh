@@ -157,6 +157,8 @@ realvmm_boot() {
     local kernel=$1 vmlinuz=$2 initrd=$3 q=$4
     local dir=$out/$kernel/realvmm-$q
     rm -rf "$dir" && mkdir -p "$dir"
+    # the interrupt remapping this boot uses (as run-lab.sh writes it for the other boots)
+    echo intel > "$dir/iommu"
     local start=$SECONDS
     timeout "${REALVMM_TIMEOUT:-2400}" qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel "$REALVMM_OUTER_ACCEL" -cpu "$REALVMM_OUTER_CPU" \
         -smp "$REALVMM_OUTER_SMP" -m "$REALVMM_OUTER_MEM" -nographic -no-reboot -nodefaults -serial stdio \
