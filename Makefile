@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PORT_ADDRESS ?= :10341
 DEBIAN_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool prometheus curl util-linux \
-	qemu-system-x86 busybox-static cpio kmod xz-utils zstd gcc libc6-dev linux-libc-dev python3-yaml systemd \
+	qemu-system-x86 busybox-static cpio kmod xz-utils zstd gcc libc6-dev linux-libc-dev python3-yaml python3-prometheus-client systemd \
 	debootstrap binutils
 LAB_RESULTS ?= .lab/results
 # 'make lab' filters, empty for everything: KERNELS="6.1 7.3" (5.10 6.1 6.12 6.18 7.x), SCENARIOS="main guests"

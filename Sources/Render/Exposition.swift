@@ -116,7 +116,7 @@ public func render(_ families: [MetricFamily], format: ExpositionFormat) -> Stri
             typeName = family.kind.rawValue
             headerName = family.name
         }
-        out += "# HELP \(headerName) \(escapeHelp(family.help))\n"
+        out += "# HELP \(headerName) \(escapeHelp(family.help, format))\n"
         out += "# TYPE \(headerName) \(typeName)\n"
         for s in family.samples {
             out += sampleName + s.suffix
@@ -142,9 +142,11 @@ func formatValue(_ v: Double) -> String {
     return String(v)
 }
 
-/// Label values escape backslash, quote and newline; HELP text the same minus the quote.
+/// Label values escape backslash, quote and newline. HELP text does the same in OpenMetrics
+/// (its escaped-string has no bare quote), and leaves quotes alone in text 0.0.4, where `\"`
+/// would be read as a backslash and a quote.
 func escapeLabel(_ s: String) -> String { escape(s, quote: true) }
-func escapeHelp(_ s: String) -> String { escape(s, quote: false) }
+func escapeHelp(_ s: String, _ format: ExpositionFormat) -> String { escape(s, quote: format == .openMetrics) }
 
 func escape(_ s: String, quote: Bool) -> String {
     var out = ""

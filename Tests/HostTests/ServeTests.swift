@@ -58,6 +58,41 @@ extension Host {
             #expect(r.status == 0, "promtool: \(r.stdout)\(r.stderr)")
         }
 
+        /// Both formats as the reference client library's parsers read them (Debian's
+        /// python3-prometheus-client), and OpenMetrics' escaped-string rule, which that parser does
+        /// not enforce: in HELP a quote or backslash appears only escaped (`\\`, `\"`, `\n`).
+        @Test func strictParsersAcceptBothFormats() throws {
+            let (server, port) = try HostEnv.serve()
+            defer { _ = server.stop() }
+            let accept = ["openmetrics": "application/openmetrics-text;version=1.0.0", "text": "text/plain;version=0.0.4"]
+            for (format, header) in accept {
+                let body = try httpGet("http://127.0.0.1:\(port)/metrics", headers: ["Accept: \(header)"]).body
+                let file = NSTemporaryDirectory() + "irqscope-\(format)-\(UUID().uuidString).txt"
+                try body.write(toFile: file, atomically: true, encoding: .utf8)
+                defer { try? FileManager.default.removeItem(atPath: file) }
+                let parser = format == "openmetrics" ? "prometheus_client.openmetrics.parser" : "prometheus_client.parser"
+                let r = try run(["/usr/bin/python3", "-c", """
+                    import sys, importlib
+                    p = importlib.import_module(sys.argv[1])
+                    families = list(p.text_string_to_metric_families(open(sys.argv[2]).read()))
+                    print(len(families), sum(len(f.samples) for f in families))
+                    """, parser, file])
+                #expect(r.status == 0, "\(format): \(r.stderr.suffix(600))")
+                let counts = r.stdout.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                #expect(counts.count == 2 && counts[0] > 20 && counts[1] > 50, "\(format): families and samples \(r.stdout)")
+                guard format == "openmetrics" else { continue }
+                for line in body.split(separator: "\n") where line.hasPrefix("# HELP ") {
+                    var chars = line.dropFirst(7).drop { $0 != " " }.dropFirst().makeIterator()
+                    while let c = chars.next() {
+                        if c == "\"" { Issue.record("unescaped quote in \(line.prefix(60))"); break }
+                        if c == "\\", let next = chars.next(), !["\\", "n", "\""].contains(next) {
+                            Issue.record("bad escape \\\(next) in \(line.prefix(60))"); break
+                        }
+                    }
+                }
+            }
+        }
+
         @Test func aPrometheusServerScrapesIt() throws {
             let (server, port) = try HostEnv.serve()
             defer { _ = server.stop() }
