@@ -15,8 +15,9 @@ public enum HostMetrics {
         }
     }
 
+    /// `programCosts`: nil while the kernel's BPF statistics are off (then the families are absent).
     public static func families(_ model: HostModel, report: ProbeReport, build: Build,
-                                scrapeSeconds: Double) -> [MetricFamily] {
+                                scrapeSeconds: Double, programCosts: [ProgramCost]? = nil) -> [MetricFamily] {
         var out: [MetricFamily] = []
         out += delivery(model)
         out += vectorSpace(model.vectors)
@@ -24,7 +25,21 @@ public enum HostMetrics {
         out += probes(report)
         out += PostureMetrics.families(model, posture: report.posture)
         out += selfMetrics(model, build: build, scrapeSeconds: scrapeSeconds)
+        if let programCosts { out += costs(programCosts) }
         return out
+    }
+
+    /// irqscope's own cost in the kernel, per program, as ebpf_exporter reports it.
+    static func costs(_ costs: [ProgramCost]) -> [MetricFamily] {
+        var runs = MetricFamily("irqscope_bpf_program_runs", .counter,
+            help: "Runs of each attached irqscope BPF program, counted by the kernel (kernel.bpf_stats_enabled=1; absent when off).")
+        var time = MetricFamily("irqscope_bpf_program_run_seconds", .counter,
+            help: "Time spent in each attached irqscope BPF program, counted by the kernel (kernel.bpf_stats_enabled=1; absent when off).")
+        for c in costs.sorted(by: { $0.program < $1.program }) {
+            runs.add([("program", c.program)], Double(c.runs))
+            time.add([("program", c.program)], Double(c.runTimeNs) / 1e9)
+        }
+        return [runs, time]
     }
 
     static func delivery(_ model: HostModel) -> [MetricFamily] {

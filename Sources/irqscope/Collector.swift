@@ -87,8 +87,11 @@ final class Collector: Sendable {
             s.recorder?.flush()
             let elapsed = ContinuousClock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            return render(HostMetrics.families(s.pipeline.model, report: session.report, build: build, scrapeSeconds: seconds),
-                          format: format)
+            // read only when counted: a bpf_obj_get_info_by_fd per program is wasted otherwise
+            let costs = bpfStatsEnabled()
+                ? session.programStats().map { ProgramCost(program: $0.program, runs: $0.runs, runTimeNs: $0.runTimeNs) } : nil
+            return render(HostMetrics.families(s.pipeline.model, report: session.report, build: build, scrapeSeconds: seconds,
+                                               programCosts: costs), format: format)
         }
     }
 

@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+import TestSupport
+
+extension Host {
+    /// irqscope's own cost per BPF program, as ebpf_exporter reports it: absent while the kernel
+    /// does not count (kernel.bpf_stats_enabled=0), and with it on, the kernel's counts as bpftool
+    /// reads them before and after the scrape.
+    @Suite struct ProgramCost {
+        static let sysctl = "/proc/sys/kernel/bpf_stats_enabled"
+
+        /// bpftool's run counts by program name (the programs carry their full names in BTF).
+        func bpftoolRuns() throws -> [String: UInt64] {
+            let r = try run(["bpftool", "-j", "prog", "show"])
+            let list = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] ?? []
+            var out: [String: UInt64] = [:]
+            for p in list {
+                guard let name = p["name"] as? String else { continue }
+                out[name] = max(out[name] ?? 0, (p["run_cnt"] as? NSNumber)?.uint64Value ?? 0)
+            }
+            return out
+        }
+
+        @Test func programCostsAreTheKernelsCounts() throws {
+            let saved = try String(contentsOfFile: Self.sysctl, encoding: .utf8)
+            defer { try? saved.write(toFile: Self.sysctl, atomically: false, encoding: .utf8) }
+            try "0".write(toFile: Self.sysctl, atomically: false, encoding: .utf8)
+            let (server, port) = try HostEnv.serve()
+            defer { _ = server.stop() }
+            let off = try HostEnv.scrape(port)
+            #expect(!off.samples.contains { $0.name.hasPrefix("irqscope_bpf_program_") }, "program costs served while the kernel does not count them")
+
+            try "1".write(toFile: Self.sysctl, atomically: false, encoding: .utf8)
+            usleep(500_000)
+            let before = try bpftoolRuns()
+            let on = try HostEnv.scrape(port)
+            let after = try bpftoolRuns()
+            let runs = on.samples.filter { $0.name == "irqscope_bpf_program_runs_total" }
+            let seconds = on.samples.filter { $0.name == "irqscope_bpf_program_run_seconds_total" }
+            #expect(runs.count >= 10 && runs.count == seconds.count, "\(runs.count) programs with runs, \(seconds.count) with time")
+            for s in runs {
+                let program = s.labels["program"] ?? ""
+                guard let lo = before[program], let hi = after[program] else {
+                    Issue.record("\(program) is not a program bpftool lists"); continue
+                }
+                #expect(Double(lo) <= s.value && s.value <= Double(hi), "\(program): irqscope \(s.value), bpftool \(lo)...\(hi)")
+            }
+            let exits = runs.filter { ($0.labels["program"] ?? "").contains("irq_handler_exit") }
+            #expect(exits.contains { $0.value > 0 }, "the per-interrupt program never ran in half a second: \(exits)")
+        }
+    }
+}
