@@ -18,6 +18,8 @@ struct Irqscope: AsyncParsableCommand {
         do {
             var command = try parseAsRoot()
             if let serve = command as? Serve {
+                // a signal during start-up (loading BPF can take seconds) ends it cleanly, exit 0
+                Interrupted.install()
                 // the privileged phase runs here, synchronously, before the service starts
                 let running = try serve.prepare()
                 try await running.run()

@@ -152,8 +152,10 @@ struct Serve: AsyncParsableCommand {
         do { server = try HTTPServer.bind(addresses, web: web, limits: limits, logger: logger) } catch {
             throw FatalError(message: error.description)
         }
+        try stopIfInterrupted(logger) {}
 
         let session = try kernel.openSession()
+        try stopIfInterrupted(logger) { session.close() }
         logProbes(session.report, logger: logger)
         if strict, let missing = session.report.families.first(where: { !$0.available }) {
             session.close()
@@ -170,6 +172,7 @@ struct Serve: AsyncParsableCommand {
             session.close()
             throw error
         }
+        try stopIfInterrupted(logger) { collector.stop() }
         // The listeners are bound and the web config read: nothing left needs root's files or ports.
         // uid 0 without CAP_SETUID (a container granted only BPF and PERFMON) cannot switch: an
         // error when asked for (keepOnly says so)
@@ -192,12 +195,22 @@ struct Serve: AsyncParsableCommand {
             collector.stop()
             throw error
         }
+        try stopIfInterrupted(logger) { collector.stop() }
         server.serve(Routes(collector: collector, telemetryPath: telemetryPath,
                             probes: DoctorReport.json(session.report, coreFamily: KernelSession.coreFamily).text + "\n").handle)
         logger.info("serving metrics", metadata: [
             "listen": "\(server.boundAddresses.joined(separator: ","))", "path": "\(telemetryPath)",
             "tls": "\(web.tls != nil)", "basic_auth": "\(web.auth != nil)"])
         return Running(collector: collector, server: server, logger: logger)
+    }
+
+    /// A SIGTERM or SIGINT during start-up: what is set up so far is undone (programs detached,
+    /// the recording closed with its end mark) and irqscope exits 0, as it would once serving.
+    private func stopIfInterrupted(_ logger: Logger, _ undo: () -> Void) throws {
+        guard Interrupted.raised else { return }
+        undo()
+        logger.info("stopped by a signal during start-up: every BPF link detached, object freed")
+        throw ExitCode.success
     }
 
     struct Running {
@@ -212,6 +225,15 @@ struct Serve: AsyncParsableCommand {
             }
             let group = ServiceGroup(configuration: .init(
                 services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            // ServiceGroup ignores the signals and listens itself from its start; one that reached
+            // start-up's handler in between is passed on. Two looks, not a poll.
+            let passOn = Task {
+                for delay in [100, 1000] {
+                    guard (try? await Task.sleep(for: .milliseconds(delay))) != nil else { return }
+                    if Interrupted.raised { return await group.triggerGracefulShutdown() }
+                }
+            }
+            defer { passOn.cancel() }
             try await group.run()
         }
     }

@@ -37,6 +37,8 @@ struct Trace: ParsableCommand {
     }
 
     func run() throws {
+        // from the start: a Ctrl-C while the programs load ends the trace cleanly too
+        Interrupted.install()
         let resolver = ProcessResolver()
         try checkTargets(resolver)
         let executable = try command.first.map(resolveExecutable)
@@ -60,7 +62,6 @@ struct Trace: ParsableCommand {
             throw error
         }
 
-        Interrupted.install()
         var child: pid_t = 0
         if let executable {
             child = try spawn(executable, command)
@@ -77,7 +78,7 @@ struct Trace: ParsableCommand {
                 pollFailure = pollFailure ?? error
             }
         }
-        while !Interrupted.flag.load(ordering: .relaxed) {
+        while !Interrupted.raised {
             if let duration, Double(monotonicNow() - started) / 1e9 >= duration { break }
             if child > 0 {
                 var st: Int32 = 0
@@ -138,15 +139,6 @@ struct Trace: ParsableCommand {
         let rc = posix_spawn(&pid, path, nil, nil, &cargs, environ)
         guard rc == 0 else { throw FatalError(message: "cannot start \(argv[0]): \(String(cString: strerror(rc)))") }
         return pid
-    }
-}
-
-enum Interrupted {
-    static let flag = Atomic<Bool>(false)
-
-    static func install() {
-        signal(SIGINT) { _ in Interrupted.flag.store(true, ordering: .relaxed) }
-        signal(SIGTERM) { _ in Interrupted.flag.store(true, ordering: .relaxed) }
     }
 }
 
