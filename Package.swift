@@ -8,6 +8,9 @@ let libbpfLink: [LinkerSetting] = staticLibbpf
     ? [.unsafeFlags(["-Xlinker", "-l:libbpf.a", "-Xlinker", "-l:libelf.a", "-Xlinker", "-l:libz.a"])]
     : [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
 
+// zlib for gzip responses: static with the rest in a self-contained binary.
+let zlibLink: [LinkerSetting] = staticLibbpf ? [.unsafeFlags(["-Xlinker", "-l:libz.a"])] : [.linkedLibrary("z")]
+
 let package = Package(
     name: "irqscope",
     platforms: [.macOS(.v15)],
@@ -26,6 +29,7 @@ let package = Package(
         .target(name: "IrqscopeABI", path: "Sources/ABI"),
         .systemLibrary(name: "CLibbpf", path: "Sources/CLibbpf"),
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "CSys", path: "Sources/CSys"),
         .plugin(name: "BPFEmbed", capability: .buildTool(), path: "Plugins/BPFEmbed"),
 
@@ -45,7 +49,7 @@ let package = Package(
         .target(
             name: "IrqscopeServer",
             dependencies: [
-                "CCrypt", "IrqscopeDecode",
+                "CCrypt", "CZlib", "IrqscopeDecode",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -53,7 +57,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Sources/Server"
+            path: "Sources/Server",
+            linkerSettings: zlibLink
         ),
         .executableTarget(
             name: "irqscope",

@@ -449,13 +449,22 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
         for (name, value) in response.headers { headers.add(name: name, value: value) }
-        headers.add(name: "Content-Length", value: String(response.body.count))
+        var body = response.body
+        // as Prometheus asks for it; a few bytes (healthz, errors) are not worth it
+        if body.count >= 512 {
+            headers.add(name: "Vary", value: "Accept-Encoding")
+            if acceptsGzip(head.headers.first(name: "Accept-Encoding")), let packed = gzip(body) {
+                body = packed
+                headers.add(name: "Content-Encoding", value: "gzip")
+            }
+        }
+        headers.add(name: "Content-Length", value: String(body.count))
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         let version = head.version.major == 1 ? head.version : .http1_1
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers))),
                       promise: nil)
         if head.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         }
         arm(limits.writeTimeout)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { result in

@@ -93,6 +93,31 @@ extension Host {
             }
         }
 
+        /// gzip as Prometheus asks for it: the body inflates (gzip -d, not irqscope) to the
+        /// same families an uncompressed scrape has; without the header, or with q=0, none.
+        @Test func gzipWhenAskedForOnly() throws {
+            let (server, port) = try HostEnv.serve()
+            defer { _ = server.stop() }
+            let url = "http://127.0.0.1:\(port)/metrics"
+            let file = NSTemporaryDirectory() + "irqscope-gz-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let r = try run(["curl", "-s", "-S", "-D", file + ".headers", "-o", file, "-H", "Accept-Encoding: gzip", url])
+            #expect(r.status == 0)
+            let headers = try String(contentsOfFile: file + ".headers", encoding: .utf8).lowercased()
+            defer { try? FileManager.default.removeItem(atPath: file + ".headers") }
+            #expect(headers.contains("content-encoding: gzip") && headers.contains("vary: accept-encoding"), "\(headers)")
+            let inflated = try run(["gzip", "-dc", file])
+            #expect(inflated.status == 0, "gzip -d: \(inflated.stderr)")
+            let plain = try httpGet(url)
+            #expect(!plain.headers.lowercased().contains("content-encoding"), "\(plain.headers)")
+            let families = { (text: String) in Set(try parseExposition(text).samples.map(\.name)) }
+            #expect(try families(inflated.stdout) == families(plain.body))
+            let compressed = try Data(contentsOf: URL(fileURLWithPath: file)).count
+            #expect(compressed * 4 < plain.body.utf8.count, "gzip: \(compressed) bytes for \(plain.body.utf8.count)")
+            let refused = try httpGet(url, headers: ["Accept-Encoding: gzip;q=0, identity"])
+            #expect(!refused.headers.lowercased().contains("content-encoding"), "\(refused.headers)")
+        }
+
         @Test func aPrometheusServerScrapesIt() throws {
             let (server, port) = try HostEnv.serve()
             defer { _ = server.stop() }

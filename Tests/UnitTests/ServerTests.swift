@@ -17,3 +17,14 @@ import IrqscopeServer
         #expect(throws: ServerError.self) { try ListenAddress(parsing: text) }
     }
 }
+
+/// Accept-Encoding as RFC 9110 reads it: a coding with q=0 is refused, `*` stands for the rest.
+@Suite struct ContentCodingTests {
+    @Test(arguments: [
+        ("gzip", true), ("gzip, deflate, br", true), ("deflate", false), ("gzip;q=0", false), ("GZIP; q=0.5", true),
+        ("*", true), ("*;q=0", false), ("gzip;q=0, *", false), ("identity", false), ("", false), ("br, x-gzip", true),
+    ])
+    func gzipIsTakenWhenAccepted(header: String, accepted: Bool) {
+        #expect(IrqscopeServer.acceptsGzipForTests(header) == accepted)
+    }
+}
