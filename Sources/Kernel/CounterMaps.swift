@@ -4,24 +4,27 @@ import IrqscopeABI
 import IrqscopeDecode
 
 extension KernelSession {
-    /// Interrupt counts since attach, summed over CPUs. Map fds are used without the object
-    /// lock: lookups are plain syscalls, safe beside the event thread.
+    /// Interrupt counts since attach, summed over CPUs: the per-interrupt array read in place
+    /// (mapped), the small arrays by lookups. Map fds are used without the object lock: lookups
+    /// are plain syscalls, safe beside the event thread.
     public func readDelivery() throws(KernelError) -> DeliverySnapshot {
         var snapshot = DeliverySnapshot()
         let slots = Int(maps.irqSlots), cpus = Int(maps.cpus)
-        let counts = try readArray(fd: maps.irqCounts, entries: maps.irqSlots * maps.cpus,
-                                   valueSize: MemoryLayout<irqscope_irq_count>.size, cpus: 1)
-        counts.bytes.withUnsafeBytes { raw in
+        let stride = MemoryLayout<irqscope_irq_count>.stride
+        func sum(_ raw: UnsafeRawBufferPointer) {
             for irq in 0..<slots {
                 var total = IRQCount(interrupts: 0, unhandled: 0)
                 for cpu in 0..<cpus {
-                    let c = raw.loadUnaligned(fromByteOffset: (cpu * slots + irq) * counts.stride,
-                                              as: irqscope_irq_count.self)
+                    let c = raw.loadUnaligned(fromByteOffset: (cpu * slots + irq) * stride, as: irqscope_irq_count.self)
                     total.interrupts &+= c.interrupts
                     total.unhandled &+= c.unhandled
                 }
                 if total.interrupts > 0 { snapshot.irqs[irq] = total }
             }
+        }
+        if counts?.read(sum) == nil {
+            let copy = try readArray(fd: maps.irqCounts, entries: maps.irqSlots * maps.cpus, valueSize: stride, cpus: 1)
+            copy.bytes.withUnsafeBytes(sum)
         }
         let spurious = try readArray(fd: maps.spurious, entries: UInt32(IRQSCOPE_SPURIOUS_VECTORS), valueSize: 8)
         spurious.forEachKey { vector, perCPU in

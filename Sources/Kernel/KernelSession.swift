@@ -38,6 +38,8 @@ public final class KernelSession: @unchecked Sendable {
     /// Kernel statistics of every attached program (run counts and times need BPF stats on).
     public func programStats() -> [ProgramStat] { object.programStats() }
     private var stream: EventStream?
+    /// The counts array mapped in place; nil where the kernel would not map it.
+    let counts: CountsMapping?
 
     public struct Maps: Sendable {
         public var irqCounts: Int32
@@ -115,6 +117,7 @@ public final class KernelSession: @unchecked Sendable {
         self.object = object
         self.maps = Maps(irqCounts: irqCounts, irqSlots: slots, cpus: UInt32(cpus), spurious: spurious,
                          counters: counters, events: events)
+        counts = CountsMapping(fd: irqCounts, bytes: Int(slots) * Int(cpus) * MemoryLayout<irqscope_irq_count>.stride)
         self.report = ProbeReport(families: outcome.plan.families, kernel: [
             .init(name: "kernel", value: facts.release),
             .init(name: "BTF", value: facts.btf.detail),
@@ -138,6 +141,7 @@ public final class KernelSession: @unchecked Sendable {
     public func close() {
         stream?.stop()
         stream = nil
+        counts?.unmap()
         object.close()
     }
 
