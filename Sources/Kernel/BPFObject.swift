@@ -179,11 +179,16 @@ final class BPFObject: @unchecked Sendable {
         }
     }
 
-    /// Waits up to `timeoutMs` for records and delivers them; returns how many (or -errno).
-    func pollRing(timeoutMs: Int32) -> Int32 {
+    /// The epoll descriptor that becomes readable when records wait (-EBADF when closed).
+    func ringWaitFD() -> Int32 {
+        ringLock.withLock { _ in ring.map { ring_buffer__epoll_fd($0) } ?? -EBADF }
+    }
+
+    /// Delivers the records already there without waiting; returns how many (or -errno).
+    func consumeRing() -> Int32 {
         ringLock.withLock { _ in
             guard let ring else { return -EBADF }
-            return ring_buffer__poll(ring, timeoutMs)
+            return ring_buffer__consume(ring)
         }
     }
 

@@ -2,27 +2,44 @@ import Dispatch
 import Glibc
 import Synchronization
 
-/// Reads the event ring buffer on a thread of its own: `ring_buffer__poll` blocks, and the
+/// Reads the event ring buffer on a thread of its own, which sleeps in poll(2) on the ring's
+/// descriptor and a stop descriptor: no timer, so an idle host wakes irqscope for nothing. The
 /// Swift concurrency pool (one thread per core) must not be parked on it.
 final class EventStream: Sendable {
     private let object: BPFObject
-    private let running = Atomic<Bool>(true)
+    /// A pipe: the stream's thread waits on its read end, stop() writes to the other.
+    private let stopPipe: (read: Int32, write: Int32)
     private let finished = DispatchSemaphore(value: 0)
     private let failure = Atomic<Int32>(0)
+    private let stopped = Atomic<Bool>(false)
 
-    /// Why the stream stopped on its own (poll's negative errno), 0 while it runs.
+    /// Why the stream stopped on its own (a negative errno's magnitude), 0 while it runs.
     var failedWith: Int32 { failure.load(ordering: .relaxed) }
 
     init(object: BPFObject, mapFD: Int32, sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(KernelError) {
         self.object = object
-        try object.openRing(map: mapFD, sink: sink)
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw .errno("cannot create the ring buffer's stop pipe") }
+        for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        stopPipe = (ends[0], ends[1])
+        do { try object.openRing(map: mapFD, sink: sink) } catch {
+            Glibc.close(ends[0])
+            Glibc.close(ends[1])
+            throw error
+        }
+        let stopFD = ends[0]
+        let ringFD = object.ringWaitFD()
         let thread = DispatchQueue(label: "irqscope.events")
         thread.async { [self] in
-            while running.load(ordering: .relaxed) {
-                let n = object.pollRing(timeoutMs: 100)
-                if n < 0 && n != -EINTR {
-                    failure.store(-n, ordering: .relaxed)
-                    break
+            var fds = [pollfd(fd: ringFD, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
+            while true {
+                let n = poll(&fds, 2, -1)
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { failure.store(errno, ordering: .relaxed); break }
+                if fds[1].revents != 0 { break }
+                if fds[0].revents != 0 {
+                    let consumed = object.consumeRing()
+                    if consumed < 0 && consumed != -EINTR { failure.store(-consumed, ordering: .relaxed); break }
                 }
             }
             finished.signal()
@@ -30,12 +47,16 @@ final class EventStream: Sendable {
     }
 
     /// Delivers what is already in the ring without waiting.
-    func drain() { _ = object.pollRing(timeoutMs: 0) }
+    func drain() { _ = object.consumeRing() }
 
     func stop() {
-        guard running.exchange(false, ordering: .relaxed) else { return }
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }
+        var byte: UInt8 = 1
+        _ = write(stopPipe.write, &byte, 1)
         finished.wait()
-        _ = object.pollRing(timeoutMs: 0)
+        _ = object.consumeRing()
         object.closeRing()
+        Glibc.close(stopPipe.read)
+        Glibc.close(stopPipe.write)
     }
 }
