@@ -17,9 +17,10 @@ public enum HostMetrics {
 
     /// `programCosts`: nil while the kernel's BPF statistics are off (then the families are absent).
     public static func families(_ model: HostModel, report: ProbeReport, build: Build,
-                                scrapeSeconds: Double, programCosts: [ProgramCost]? = nil) -> [MetricFamily] {
+                                scrapeSeconds: Double, programCosts: [ProgramCost]? = nil,
+                                irqs filter: IRQSeriesFilter = .all) -> [MetricFamily] {
         var out: [MetricFamily] = []
-        out += delivery(model)
+        out += delivery(model, filter)
         out += vectorSpace(model.vectors)
         out += deviceFamilies(model)
         out += probes(report)
@@ -42,12 +43,12 @@ public enum HostMetrics {
         return [runs, time]
     }
 
-    static func delivery(_ model: HostModel) -> [MetricFamily] {
+    static func delivery(_ model: HostModel, _ filter: IRQSeriesFilter = .all) -> [MetricFamily] {
         var total = MetricFamily("irqscope_interrupts", .counter,
             help: "Interrupts whose handlers ran, per irq, since irqscope attached (irq:irq_handler_exit, once per interrupt however many actions share the line). device is the PCI address for MSI/MSI-X vectors.")
         var unhandled = MetricFamily("irqscope_interrupts_unhandled", .counter,
             help: "Interrupts every handler of the irq returned IRQ_NONE for: the count the kernel's spurious-irq detector acts on.")
-        for (s, t) in model.delivery.series.sorted(by: { $0.key.irq < $1.key.irq }) {
+        for (s, t) in model.delivery.series.sorted(by: { $0.key.irq < $1.key.irq }) where filter.keeps(name: s.name, device: s.device) {
             let labels = [("irq", String(s.irq)), ("name", s.name), ("device", s.device ?? "")]
             total.add(labels, Double(t.interrupts))
             unhandled.add(labels, Double(t.unhandled))

@@ -27,11 +27,13 @@ final class Collector: Sendable {
     }
 
     private let observer: Observer?
+    private let irqs: IRQSeriesFilter
     private let lookup: Pipeline.Lookup
 
     /// With an `observer` (trace), per-vector lifecycles are kept too, and exited VMMs' devices.
-    init(session: KernelSession, record path: String? = nil, observer: Observer? = nil) throws {
+    init(session: KernelSession, record path: String? = nil, irqs: IRQSeriesFilter = .all, observer: Observer? = nil) throws {
         self.session = session
+        self.irqs = irqs
         self.observer = observer
         self.build = .init(version: BuildInfo.version, libbpf: KernelSession.libbpfVersion, kernel: session.kernelRelease)
         let resolver = ProcessResolver()
@@ -91,7 +93,7 @@ final class Collector: Sendable {
             let costs = bpfStatsEnabled()
                 ? session.programStats().map { ProgramCost(program: $0.program, runs: $0.runs, runTimeNs: $0.runTimeNs) } : nil
             return render(HostMetrics.families(s.pipeline.model, report: session.report, build: build, scrapeSeconds: seconds,
-                                               programCosts: costs), format: format)
+                                               programCosts: costs, irqs: irqs), format: format)
         }
     }
 

@@ -68,6 +68,33 @@ struct Serve: AsyncParsableCommand {
             help: ArgumentHelp("A client that has not taken its response within this is dropped.", valueName: "duration"))
     var writeTimeout = "30s"
 
+    @Option(name: .customLong("collector.irq.name-include"),
+            help: ArgumentHelp("Only irqs whose name (their actions, as in /proc/interrupts) matches this regular expression get irqscope_interrupts_total series (exclusive of name-exclude).", valueName: "regex"))
+    var irqNameInclude: String?
+
+    @Option(name: .customLong("collector.irq.name-exclude"),
+            help: ArgumentHelp("No per-irq series for irqs whose name matches this regular expression.", valueName: "regex"))
+    var irqNameExclude: String?
+
+    @Option(name: .customLong("collector.irq.device-include"),
+            help: ArgumentHelp("Only irqs of PCI devices whose address matches get per-irq series (irqs of no device have an empty address).", valueName: "regex"))
+    var irqDeviceInclude: String?
+
+    @Option(name: .customLong("collector.irq.device-exclude"),
+            help: ArgumentHelp("No per-irq series for irqs of PCI devices whose address matches.", valueName: "regex"))
+    var irqDeviceExclude: String?
+
+    @Flag(name: .customLong("collector.irq.per-irq"), inversion: .prefixedNo,
+          help: "Per-irq series (irqscope_interrupts_total, _unhandled_total); with --no-collector.irq.per-irq only the per-device, per-guest and host series remain.")
+    var perIRQ = true
+
+    func irqFilter() throws -> IRQSeriesFilter {
+        do {
+            return try IRQSeriesFilter(nameInclude: irqNameInclude, nameExclude: irqNameExclude, deviceInclude: irqDeviceInclude,
+                                       deviceExclude: irqDeviceExclude, perIRQ: perIRQ)
+        } catch { throw ValidationError("--collector.irq.\(error.description)") }
+    }
+
     @OptionGroup var kernel: KernelOptions
 
     func validate() throws {
@@ -84,6 +111,7 @@ struct Serve: AsyncParsableCommand {
             do { _ = try ListenAddress(parsing: address) } catch { throw ValidationError("--web.listen-address: \(error)") }
         }
         do { _ = try Capabilities.mask(capabilitiesKeep) } catch { throw ValidationError("--capabilities.keep: \(error)") }
+        _ = try irqFilter()
     }
 
     func limits() throws -> ServerLimits {
@@ -167,7 +195,7 @@ struct Serve: AsyncParsableCommand {
         }
         let collector: Collector
         do {
-            collector = try Collector(session: session, record: record)
+            collector = try Collector(session: session, record: record, irqs: try irqFilter())
         } catch {
             session.close()
             throw error

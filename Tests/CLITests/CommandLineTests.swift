@@ -22,6 +22,9 @@ import TestSupport
         (["serve", "--web.idle-timeout", "5"], "not a positive duration"),
         (["serve", "--web.max-connections", "0"], "at least 1"),
         (["serve", "--run-as", "nobody"], "--run-as"),
+        (["serve", "--collector.irq.name-include", "nvme(", ], "--collector.irq.name-include: not a regular expression"),
+        (["serve", "--collector.irq.name-include", "a", "--collector.irq.name-exclude", "b"], "exclude each other"),
+        (["serve", "--collector.irq.device-exclude", "[0-9"], "--collector.irq.device-exclude: not a regular expression"),
     ])
     func refused(args: [String], mentions: String) throws {
         let r = try run([Self.binary] + args, timeout: 30)

@@ -118,6 +118,24 @@ extension Host {
             #expect(!refused.headers.lowercased().contains("content-encoding"), "\(refused.headers)")
         }
 
+        /// The per-irq filters as flags: names taken from the kernel's /sys/kernel/irq/N/actions.
+        @Test func perIRQSeriesFollowTheFilters() throws {
+            let names = Set(try FileManager.default.contentsOfDirectory(atPath: "/sys/kernel/irq").compactMap { irq in
+                (try? String(contentsOfFile: "/sys/kernel/irq/\(irq)/actions", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            }.filter { !$0.isEmpty })
+            let chosen = try #require(names.sorted().first, "no irq with an action on this host")
+            let pattern = "^" + NSRegularExpression.escapedPattern(for: chosen) + "$"
+            let (only, port) = try HostEnv.serve(["--collector.irq.name-include", pattern])
+            let served = try HostEnv.scrape(port).samples.filter { $0.name == "irqscope_interrupts_total" }
+            _ = only.stop()
+            #expect(!served.isEmpty && served.allSatisfy { $0.labels["name"] == chosen }, "name-include \(pattern): \(served.map { $0.labels["name"] ?? "" })")
+            let (none, port2) = try HostEnv.serve(["--no-collector.irq.per-irq"])
+            let m = try HostEnv.scrape(port2)
+            _ = none.stop()
+            #expect(!m.samples.contains { $0.name.hasPrefix("irqscope_interrupts_total") || $0.name.hasPrefix("irqscope_interrupts_unhandled_total") })
+            #expect(m.samples.contains { $0.name == "irqscope_build_info" })
+        }
+
         @Test func aPrometheusServerScrapesIt() throws {
             let (server, port) = try HostEnv.serve()
             defer { _ = server.stop() }

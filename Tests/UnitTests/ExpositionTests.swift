@@ -1,6 +1,8 @@
+import IrqscopeDecode
+import IrqscopeModel
+import IrqscopeRender
 import Testing
 import TestSupport
-import IrqscopeRender
 
 @Suite struct ExpositionTests {
     let families: [MetricFamily] = {
@@ -61,5 +63,29 @@ import IrqscopeRender
         #expect(ExpositionFormat.negotiate(accept: nil) == .prometheusText)
         #expect(ExpositionFormat.prometheusText.contentType.hasPrefix("text/plain; version=0.0.4"))
         #expect(ExpositionFormat.openMetrics.contentType.hasPrefix("application/openmetrics-text; version=1.0.0"))
+    }
+}
+
+/// Per-irq series filters in node_exporter's convention: a search, not a whole-name match.
+@Suite struct IRQSeriesFilterTests {
+    func served(_ filter: IRQSeriesFilter) -> Set<String> {
+        var model = HostModel()
+        let irqs: [Int: IRQInfo] = [30: IRQInfo(name: "nvme0q1", device: "0000:00:04.0"), 31: IRQInfo(name: "eth0"),
+                                    32: IRQInfo(name: "vfio-msix[0](0000:00:06.0)", device: "0000:00:06.0")]
+        model.update(DeliverySnapshot(irqs: irqs.mapValues { _ in IRQCount(interrupts: 5, unhandled: 0) }), irqs: irqs)
+        let families = HostMetrics.families(model, report: ProbeReport(families: [], kernel: []),
+                                            build: .init(version: "v", libbpf: "l", kernel: "k"), scrapeSeconds: 0, irqs: filter)
+        return Set(families.first { $0.name == "irqscope_interrupts" }?.samples.compactMap { s in s.labels.first { $0.0 == "name" }?.1 } ?? [])
+    }
+
+    @Test func includeExcludeAndNone() throws {
+        #expect(served(.all) == ["nvme0q1", "eth0", "vfio-msix[0](0000:00:06.0)"])
+        #expect(served(try IRQSeriesFilter(nameInclude: "^nvme|eth")) == ["nvme0q1", "eth0"])
+        #expect(served(try IRQSeriesFilter(nameExclude: "vfio")) == ["nvme0q1", "eth0"])
+        #expect(served(try IRQSeriesFilter(deviceInclude: "^0000:00:0[46]")) == ["nvme0q1", "vfio-msix[0](0000:00:06.0)"])
+        #expect(served(try IRQSeriesFilter(deviceExclude: ".")) == ["eth0"], "an irq of no device has an empty address")
+        #expect(served(try IRQSeriesFilter(perIRQ: false)).isEmpty)
+        #expect(throws: IRQSeriesFilter.Invalid.self) { try IRQSeriesFilter(nameInclude: "a", nameExclude: "b") }
+        #expect(throws: IRQSeriesFilter.Invalid.self) { try IRQSeriesFilter(nameInclude: "(") }
     }
 }
