@@ -5,11 +5,15 @@ public struct ProbeReport: Sendable, Equatable {
     public var kernel: [KernelFact]
     /// Whether MSI-X resizes on this host can lose interrupts, and why.
     public var posture: HostPosture
+    /// Kernel memory of irqscope's BPF maps, per map: what their values take (the kernel adds a
+    /// little per map and, for hashes, per entry).
+    public var mapBytes: [String: UInt64]
 
-    public init(families: [Family], kernel: [KernelFact], posture: HostPosture = .unknown) {
+    public init(families: [Family], kernel: [KernelFact], posture: HostPosture = .unknown, mapBytes: [String: UInt64] = [:]) {
         self.families = families
         self.kernel = kernel
         self.posture = posture
+        self.mapBytes = mapBytes
     }
 
     public struct Family: Sendable, Equatable {

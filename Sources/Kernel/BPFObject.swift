@@ -140,6 +140,32 @@ final class BPFObject: @unchecked Sendable {
         }
     }
 
+    /// What each map's values take in kernel memory: entries times the value size (rounded to
+    /// 8 as the kernel stores it), times the possible CPUs for per-CPU maps; keys too for hashes;
+    /// a ring buffer its data pages.
+    func mapBytes() -> [String: UInt64] {
+        lock.withLock { _ in
+            var out: [String: UInt64] = [:]
+            let cpus = UInt64(max(libbpf_num_possible_cpus(), 1))
+            var map = bpf_object__next_map(object, nil)
+            while let m = map {
+                defer { map = bpf_object__next_map(object, m) }
+                let entries = UInt64(bpf_map__max_entries(m))
+                let value = (UInt64(bpf_map__value_size(m)) + 7) & ~7, key = (UInt64(bpf_map__key_size(m)) + 7) & ~7
+                let bytes: UInt64
+                switch bpf_map__type(m) {
+                case BPF_MAP_TYPE_RINGBUF: bytes = entries
+                case BPF_MAP_TYPE_PERCPU_ARRAY: bytes = entries * value * cpus
+                case BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH: bytes = entries * (key + value * cpus)
+                case BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH: bytes = entries * (key + value)
+                default: bytes = entries * value
+                }
+                out[String(cString: bpf_map__name(m))] = bytes
+            }
+            return out
+        }
+    }
+
     /// Kernel program info (id, tag, run statistics) of every attached program.
     func programStats() -> [KernelSession.ProgramStat] {
         lock.withLock { _ in

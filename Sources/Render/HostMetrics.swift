@@ -27,6 +27,12 @@ public enum HostMetrics {
         out += PostureMetrics.families(model, posture: report.posture)
         out += selfMetrics(model, build: build, scrapeSeconds: scrapeSeconds)
         if let programCosts { out += costs(programCosts) }
+        if !report.mapBytes.isEmpty {
+            var maps = MetricFamily("irqscope_bpf_map_bytes", .gauge,
+                help: "Kernel memory of irqscope's BPF maps, per map: what their values take (per-CPU maps times the possible CPUs; the per-interrupt counts take irq slots x possible CPUs x 48 bytes).")
+            for (name, bytes) in report.mapBytes.sorted(by: { $0.key < $1.key }) { maps.add([("map", name)], Double(bytes)) }
+            out.append(maps)
+        }
         return out
     }
 

@@ -48,5 +48,22 @@ extension Host {
             let exits = runs.filter { ($0.labels["program"] ?? "").contains("irq_handler_exit") }
             #expect(exits.contains { $0.value > 0 }, "the per-interrupt program never ran in half a second: \(exits)")
         }
+
+        /// The maps' kernel memory as served, against bpftool's view of the same maps
+        /// (entries and value size; a ring buffer's entries are its bytes).
+        @Test func mapBytesAreTheMapsBpftoolShows() throws {
+            let (server, port) = try HostEnv.serve()
+            defer { _ = server.stop() }
+            let served = try HostEnv.scrape(port).samples.filter { $0.name == "irqscope_bpf_map_bytes" }
+            let r = try run(["bpftool", "-j", "map", "show"])
+            let maps = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] ?? []
+            for name in ["irq_counts", "events"] {
+                let s = try #require(served.first { $0.labels["map"] == name }, "no irqscope_bpf_map_bytes for \(name)")
+                let m = try #require(maps.last { $0["name"] as? String == name }, "bpftool lists no \(name)")
+                let entries = (m["max_entries"] as? Int) ?? -1, value = (m["bytes_value"] as? Int) ?? -1
+                let expected = name == "events" ? entries : entries * ((value + 7) & ~7)
+                #expect(s.value == Double(expected), "\(name): served \(s.value), bpftool \(entries) x \(value)")
+            }
+        }
     }
 }
