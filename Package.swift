@@ -76,7 +76,7 @@ let package = Package(
             dependencies: ["IrqscopeKernel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Bench"
         ),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["IrqscopeABI"], path: "Tests/TestSupport"),
         .target(name: "LabChecks", dependencies: ["IrqscopeDecode", "IrqscopeHost", "IrqscopeModel", "IrqscopeRender", "TestSupport"],
                 path: "Tests/LabChecks"),
         // Pure Swift: runs on any machine, no BPF.

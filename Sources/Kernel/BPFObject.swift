@@ -166,19 +166,15 @@ final class BPFObject: @unchecked Sendable {
         }
     }
 
-    /// Kernel program info (id, tag, run statistics) of every attached program.
-    func programStats() -> [KernelSession.ProgramStat] {
+    /// Run statistics of every attached program (counted while kernel.bpf_stats_enabled=1).
+    func programStats() -> [ProgramCost] {
         lock.withLock { _ in
             links.compactMap { entry in
                 guard let prog = bpf_object__find_program_by_name(object, entry.program) else { return nil }
                 var info = bpf_prog_info()
                 var len = UInt32(MemoryLayout<bpf_prog_info>.size)
                 guard bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0 else { return nil }
-                let tag = withUnsafeBytes(of: info.tag) { $0.map { byte in
-                    let hex = String(byte, radix: 16)
-                    return hex.count == 1 ? "0" + hex : hex
-                }.joined() }
-                return .init(program: entry.program, id: info.id, tag: tag, runs: info.run_cnt, runTimeNs: info.run_time_ns)
+                return ProgramCost(program: entry.program, runs: info.run_cnt, runTimeNs: info.run_time_ns)
             }
         }
     }

@@ -13,7 +13,7 @@ public final class BaselineProgram: @unchecked Sendable {
         if case .failure(let error) = object.attach(program: "bench_empty") { throw error }
     }
 
-    public func stats() -> KernelSession.ProgramStat? { object.programStats().first }
+    public func stats() -> ProgramCost? { object.programStats().first }
 
     public func close() { object.close() }
 }

@@ -27,16 +27,8 @@ public final class KernelSession: @unchecked Sendable {
     let object: BPFObject
     public let maps: Maps
 
-    public struct ProgramStat: Sendable {
-        public var program: String
-        public var id: UInt32
-        public var tag: String
-        public var runs: UInt64
-        public var runTimeNs: UInt64
-    }
-
     /// Kernel statistics of every attached program (run counts and times need BPF stats on).
-    public func programStats() -> [ProgramStat] { object.programStats() }
+    public func programStats() -> [ProgramCost] { object.programStats() }
     private var stream: EventStream?
     /// The counts array mapped in place; nil where the kernel would not map it.
     let counts: CountsMapping?
@@ -126,20 +118,10 @@ public final class KernelSession: @unchecked Sendable {
             .init(name: "irq slots", value: "\(slots) (irqs above \(slots - 1) are counted as untracked)"),
             .init(name: "start-up", value: "\(Self.seconds(clock.now - started)) s in \(rounds) round\(rounds == 1 ? "" : "s"): "
                   + "planning \(Self.seconds(planning)) s" + (facts.kallsymsTime.map { " (/proc/kallsyms \(Self.seconds($0)) s)" } ?? "") + ", loading (verifier) \(Self.seconds(loading)) s, attaching \(Self.seconds(attaching)) s"),
-            .init(name: "BPF maps", value: Self.mapSummary(object.mapBytes())),
         ], posture: facts.posture, mapBytes: object.mapBytes())
     }
 
     deinit { close() }
-
-    /// "12.3 MiB: irq_counts 12.0 MiB, events 256 KiB, ..." (the largest first, those under 64 KiB left out).
-    static func mapSummary(_ bytes: [String: UInt64]) -> String {
-        func size(_ b: UInt64) -> String {
-            b >= 1 << 20 ? "\(Double(b * 10 / (1 << 20)) / 10) MiB" : "\(b >> 10) KiB"
-        }
-        let big = bytes.filter { $0.value >= 64 << 10 }.sorted { $0.value > $1.value }.map { "\($0.key) \(size($0.value))" }
-        return size(bytes.values.reduce(0, +)) + (big.isEmpty ? "" : ": " + big.joined(separator: ", "))
-    }
 
     static func seconds(_ d: Duration) -> String {
         let (s, atto) = d.components

@@ -51,8 +51,8 @@ public struct Devices: Sendable {
         public var enableFailures: [Int32: UInt64] = [:]
         /// At least this many interrupts were lost, by cause.
         public var lost: [LossCause: UInt64] = [:]
-        /// Windows with evidence of loss (the legacy line fired unhandled during them).
-        public var lossWindows: UInt64 = 0
+        /// Windows with evidence of loss: line_while_msix_off's lower bound is one per window.
+        public var lossWindows: UInt64 { lost[.lineWhileMSIXOff] ?? 0 }
         /// Unhandled interrupts of the legacy line reported during windows: refires, not losses.
         public var lineUnhandledInWindows: UInt64 = 0
         var windowEvidence = false
@@ -203,7 +203,6 @@ public struct Devices: Sendable {
                     } else {
                         return
                     }
-                    d.lossWindows &+= 1
                     d.lost[.lineWhileMSIXOff, default: 0] &+= 1
                 }
             }

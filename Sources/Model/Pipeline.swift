@@ -96,13 +96,15 @@ public struct Pipeline: Sendable {
 
     /// A look at the kernel counters. `irqs`: what sysfs says exists now (live), or the irqs a
     /// recording says were live. With a time (trace's looks), an irq counting its first
-    /// interrupts since the previous look dates its vector's first interrupt. Returns those irqs.
+    /// interrupts since the previous look dates its vector's first interrupt. Returns those irqs
+    /// (none for an undated look: a scrape dates nothing).
     @discardableResult
     public mutating func deliver(_ snapshot: DeliverySnapshot, irqs: [Int: IRQInfo], at: UInt64?) -> [Int] {
         let before = model.kernel.irqs
         model.update(snapshot, irqs: irqs)
+        guard let at else { return [] }
         let fired = snapshot.irqs.filter { $0.value.interrupts > (before[$0.key]?.interrupts ?? 0) }.map(\.key).sorted()
-        if let at { for irq in fired { lifecycles?.firstInterrupt(irq: irq, at: at) } }
+        for irq in fired { lifecycles?.firstInterrupt(irq: irq, at: at) }
         return fired
     }
 

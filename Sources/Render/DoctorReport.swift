@@ -11,8 +11,9 @@ public enum DoctorReport {
         let green = color ? "\u{1b}[32m" : "", red = color ? "\u{1b}[31m" : "", dim = color ? "\u{1b}[2m" : ""
         let bold = color ? "\u{1b}[1m" : "", reset = color ? "\u{1b}[0m" : ""
         var out = "\(bold)Kernel\(reset)\n"
-        let width = report.kernel.map(\.name.count).max() ?? 0
-        for fact in report.kernel {
+        let facts = report.kernel + (report.mapBytes.isEmpty ? [] : [ProbeReport.KernelFact(name: "BPF maps", value: mapSummary(report.mapBytes))])
+        let width = facts.map(\.name.count).max() ?? 0
+        for fact in facts {
             out += "  \(pad(fact.name, width))  \(fact.value)\n"
         }
         out += "\n\(bold)Posture\(reset) (whether MSI-X resizes can lose interrupts; x86)\n"
@@ -57,6 +58,7 @@ public enum DoctorReport {
         .object([
             ("can_serve", .bool(canServe(report, coreFamily: coreFamily))),
             ("kernel", .object(report.kernel.map { ($0.name, .string($0.value)) })),
+            ("bpf_map_bytes", .object(report.mapBytes.sorted { $0.key < $1.key }.map { ($0.key, .uint($0.value)) })),
             ("posture", .object(posture(report.posture).map { line in
                 (line.key, .object([("value", .string(line.value)), ("from", .string(line.why))]))
             })),
@@ -93,4 +95,11 @@ public enum DoctorReport {
     static func pad(_ s: String, _ width: Int) -> String {
         s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
     }
+}
+
+/// "4.3 MiB: events 4.0 MiB, call_args 256 KiB" (the largest first; those under 64 KiB left out).
+func mapSummary(_ bytes: [String: UInt64]) -> String {
+    func size(_ b: UInt64) -> String { b >= 1 << 20 ? "\(Double(b * 10 / (1 << 20)) / 10) MiB" : "\(b >> 10) KiB" }
+    let big = bytes.filter { $0.value >= 64 << 10 }.sorted { $0.value > $1.value }.map { "\($0.key) \(size($0.value))" }
+    return size(bytes.values.reduce(0, +)) + (big.isEmpty ? "" : ": " + big.joined(separator: ", "))
 }

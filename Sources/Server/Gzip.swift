@@ -35,6 +35,3 @@ func acceptsGzip(_ header: String?) -> Bool {
     }
     return (named ?? any ?? 0) > 0
 }
-
-/// For the unit tests (release test builds are not @testable).
-public func acceptsGzipForTests(_ header: String) -> Bool { acceptsGzip(header) }

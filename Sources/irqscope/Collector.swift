@@ -91,7 +91,7 @@ final class Collector: Sendable {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             // read only when counted: a bpf_obj_get_info_by_fd per program is wasted otherwise
             let costs = bpfStatsEnabled()
-                ? session.programStats().map { ProgramCost(program: $0.program, runs: $0.runs, runTimeNs: $0.runTimeNs) } : nil
+                ? session.programStats() : nil
             return render(HostMetrics.families(s.pipeline.model, report: session.report, build: build, scrapeSeconds: seconds,
                                                programCosts: costs, irqs: irqs), format: format)
         }

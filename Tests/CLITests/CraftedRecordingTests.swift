@@ -11,21 +11,12 @@ import TestSupport
 
     static func event(_ type: irqscope_event_type, result: Int64 = 0, irq: Int32 = -1, device: String = "",
                       _ setup: (inout irqscope_event) -> Void = { _ in }) -> [UInt8] {
-        var e = irqscope_event()
-        e.type = type.rawValue
-        e.result = result
-        e.irq = irq
-        e.time_ns = 1_000_000
-        e.tgid = 42
-        e.pid = 42
-        withUnsafeMutableBytes(of: &e.device) { d in for (i, c) in device.utf8.prefix(15).enumerated() { d[i] = c } }
-        setup(&e)
-        return withUnsafeBytes(of: e) { Array($0) }
+        rawEvent(type, irq: irq, result: result, device: device, setup)
     }
 
     static func recording(_ records: [(kind: UInt32, payload: [UInt8])]) -> [UInt8] {
         func u32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
-        var out = Array("IRQSCOPE-RECORD\u{0}".utf8) + u32(UInt32(IRQSCOPE_ABI_VERSION))
+        var out = Recording.header
         for r in records { out += u32(r.kind) + u32(UInt32(r.payload.count)) + r.payload }
         return out
     }

@@ -9,24 +9,13 @@ import TestSupport
 @Suite struct ReplayMemoryTests {
     func tempFile() -> String { NSTemporaryDirectory() + "irqscope-rec-\(UUID().uuidString).rec" }
 
-    static func rawEvent(irq: Int32, at: UInt64) -> [UInt8] {
-        var e = irqscope_event()
-        e.type = IRQSCOPE_EV_VECTOR_CONFIG.rawValue
-        e.irq = irq
-        e.time_ns = at
-        e.tgid = 42
-        e.pid = 42
-        e.u.vector.vector = 0x28
-        return withUnsafeBytes(of: e) { Array($0) }
-    }
-
     /// Replay streams: a million events cost no more memory than ten thousand.
     @Test func replayMemoryDoesNotGrowWithTheRecording() throws {
         func recording(events: Int) throws -> String {
             let path = tempFile()
             let writer = try RecordingWriter(path: path)
             for i in 0..<events {
-                writer.write(event: Self.rawEvent(irq: Int32(24 + i % 8), at: UInt64(1_000 + i)))
+                writer.write(event: rawEvent(IRQSCOPE_EV_VECTOR_CONFIG, irq: Int32(24 + i % 8), at: UInt64(1_000 + i)) { $0.u.vector.vector = 0x28 })
             }
             writer.close()
             return path

@@ -17,10 +17,7 @@ extension Host {
             let mounted = try run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", dir])
             try #require(mounted.status == 0, "mount: \(mounted.stderr)")
 
-            var e = irqscope_event()
-            e.type = IRQSCOPE_EV_VECTOR_CONFIG.rawValue
-            e.irq = 30
-            let record = withUnsafeBytes(of: e) { Array($0) }
+            let record = rawEvent(IRQSCOPE_EV_VECTOR_CONFIG, irq: 30)
             let writer = try RecordingWriter(path: dir + "/full.rec")
             for _ in 0..<20 { writer.write(event: record) }
             writer.flush()

@@ -24,17 +24,6 @@ import TestSupport
         .scrape(seq: 3),
     ]
 
-    static func rawEvent(_ type: irqscope_event_type, irq: Int32, at: UInt64) -> [UInt8] {
-        var e = irqscope_event()
-        e.type = type.rawValue
-        e.irq = irq
-        e.time_ns = at
-        e.tgid = 42
-        e.pid = 42
-        e.u.vector.vector = 0x28
-        return withUnsafeBytes(of: e) { Array($0) }
-    }
-
     func tempFile() -> String { NSTemporaryDirectory() + "irqscope-rec-\(UUID().uuidString).rec" }
 
     func readAll(_ path: String) throws -> (entries: [Recording.Entry], incomplete: String?) {
@@ -49,7 +38,7 @@ import TestSupport
         let path = tempFile()
         defer { unlink(path) }
         let writer = try RecordingWriter(path: path)
-        let raw = Self.rawEvent(IRQSCOPE_EV_VECTOR_CONFIG, irq: 34, at: 99)
+        let raw = rawEvent(IRQSCOPE_EV_VECTOR_CONFIG, irq: 34, at: 99) { $0.u.vector.vector = 0x28 }
         for a in Self.annotations { writer.write(a) }
         writer.write(event: raw)
         writer.close()
@@ -84,7 +73,7 @@ import TestSupport
     @Test func damagedAnnotationsAreRefusedWhereTheyAre() throws {
         for text in ["type=process\ntgid=x\nname=a\nsource=comm", "type=process\ntgid=1\nname=a\nsource=guess",
                      "type=delivery\nirqs=1:2", "type=delivery\nlive=-3", "type=exit", "type=warp", "no equals sign"] {
-            var bytes = Array("IRQSCOPE-RECORD\u{0}".utf8) + withUnsafeBytes(of: UInt32(IRQSCOPE_ABI_VERSION).littleEndian) { Array($0) }
+            var bytes = Recording.header
             bytes += withUnsafeBytes(of: UInt32(2).littleEndian) { Array($0) } + withUnsafeBytes(of: UInt32(text.utf8.count).littleEndian) { Array($0) }
             bytes += Array(text.utf8)
             #expect(throws: RecordingError.self, "\(text)") { try Recording.read(bytes) }

@@ -1,5 +1,5 @@
 import Testing
-import IrqscopeServer
+@testable import IrqscopeServer
 
 @Suite struct ListenAddressTests {
     @Test(arguments: [
@@ -25,6 +25,6 @@ import IrqscopeServer
         ("*", true), ("*;q=0", false), ("gzip;q=0, *", false), ("identity", false), ("", false), ("br, x-gzip", true),
     ])
     func gzipIsTakenWhenAccepted(header: String, accepted: Bool) {
-        #expect(IrqscopeServer.acceptsGzipForTests(header) == accepted)
+        #expect(acceptsGzip(header) == accepted)
     }
 }
