@@ -17,6 +17,17 @@ struct {
     __type(value, struct irqscope_irq_count);
 } irq_counts SEC(".maps");
 
+/* Per irq, set when its vector is activated (irq_vectors:vector_activate, which runs before
+ * request_irq installs the handler): the next handled interrupt clears it and reports the
+ * irq's first interrupt through the ring buffer, so that each activation costs one event at
+ * most and the common case one load of a line that is only read. Sized like a slice. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, IRQSCOPE_IRQ_SLOTS_MIN);
+    __type(key, u32);
+    __type(value, u32);
+} first_armed SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, IRQSCOPE_SPURIOUS_VECTORS);
@@ -44,6 +55,26 @@ static __noinline int report_unhandled(u32 irq, struct irqscope_irq_count *c)
     return 0;
 }
 
+/* No atomic exchange before 5.12: two CPUs taking the irq's first interrupts at the same
+ * moment may both report; user space keeps the earliest. */
+static __noinline int report_first(u32 irq, u32 *armed)
+{
+    *armed = 0;
+    struct irqscope_event *e = event_reserve(IRQSCOPE_EV_FIRST_IRQ, IRQSCOPE_SRC_TRACEPOINT);
+    if (!e)
+        return 0;
+    e->irq = irq;
+    event_submit(e);
+    return 0;
+}
+
+static __always_inline void arm_first(u32 irq)
+{
+    u32 *armed = bpf_map_lookup_elem(&first_armed, &irq);
+    if (armed)
+        *armed = 1;
+}
+
 /* Everything but the common case: an action that is not the chain's last (a shared line), or
  * a last action that returned IRQ_NONE. Out of line, so that the common case stays a few
  * instructions: the cost per interrupt grows with the code run (docs/architecture.md).
@@ -66,6 +97,10 @@ static __noinline int count_chain(u32 irq, struct irqscope_irq_count *c, int las
     if (!(same_chain && c->chain_handled)) {
         c->unhandled++;
         report_unhandled(irq, c);
+    } else {
+        u32 *armed = bpf_map_lookup_elem(&first_armed, &irq);
+        if (armed && *armed)
+            report_first(irq, armed);
     }
     return 0;
 }
@@ -88,6 +123,9 @@ static __always_inline int count_interrupt(u32 irq, struct irqaction *next, int 
     if (next || !ret)
         return count_chain(irq, c, !next, ret);
     c->interrupts++;
+    u32 *armed = bpf_map_lookup_elem(&first_armed, &irq);
+    if (armed && *armed)
+        report_first(irq, armed);
     return 0;
 }
 

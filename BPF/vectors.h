@@ -64,7 +64,11 @@ static __always_inline int on_activation(u64 *ctx, u32 type)
     event_submit(e);
     return 0;
 }
-static __always_inline int on_vector_activate(u64 *ctx) { return on_activation(ctx, IRQSCOPE_EV_VECTOR_ACTIVATE); }
+static __always_inline int on_vector_activate(u64 *ctx)
+{
+    arm_first((u32)ctx[0]);
+    return on_activation(ctx, IRQSCOPE_EV_VECTOR_ACTIVATE);
+}
 static __always_inline int on_vector_deactivate(u64 *ctx) { return on_activation(ctx, IRQSCOPE_EV_VECTOR_DEACTIVATE); }
 TRACEPOINT(vector_activate, on_vector_activate)
 TRACEPOINT(vector_deactivate, on_vector_deactivate)

@@ -4,8 +4,10 @@
 public enum Annotation: Sendable, Equatable {
     case meta(kernel: String, irqscope: String)
     case process(ProcessIdentity)
-    /// A device's driver (nil: none bound) and its legacy INTx line, read when an event named it.
-    case device(address: String, driver: String?, intx: Int?)
+    /// A device's driver (nil: none bound) and its legacy INTx line, read when an event named it;
+    /// at an MSI-X disable also the handlers on that line ("" when none, or no line): whether a
+    /// loss in the window that opens could be seen at all. nil: not read (older recordings).
+    case device(address: String, driver: String?, intx: Int?, lineActions: String? = nil)
     case delivery(Delivery)
     case exit(tgid: UInt32)
     case scrape(seq: Int)
@@ -37,9 +39,10 @@ extension Annotation {
             if let vmm = p.vmm { f.append(("vmm", vmm)) }
             if let version = p.vmmVersion { f.append(("vmm_version", version)) }
             return f
-        case .device(let address, let driver, let intx):
+        case .device(let address, let driver, let intx, let lineActions):
             var f: [(String, String)] = [("type", "device"), ("address", address), ("driver", driver ?? "")]
             if let intx { f.append(("intx", String(intx))) }
+            if let lineActions { f.append(("line_actions", lineActions)) }
             return f
         case .delivery(let d):
             let s = d.snapshot
@@ -85,7 +88,7 @@ extension Annotation {
         case "device":
             let driver = f["driver"] ?? ""
             self = .device(address: try need("address"), driver: driver.isEmpty ? nil : driver,
-                           intx: f["intx"] == nil ? nil : Int(try number("intx", Int32.self)))
+                           intx: f["intx"] == nil ? nil : Int(try number("intx", Int32.self)), lineActions: f["line_actions"])
         case "delivery":
             self = .delivery(try Self.delivery(f))
         case "exit":

@@ -42,6 +42,9 @@ public struct Event: Sendable, Equatable {
         case irqFree(count: UInt32)
         /// `count` interrupts on the irq that every action returned IRQ_NONE for, since the last report.
         case unhandled(count: UInt64)
+        /// The irq's first handled interrupt since its vector was activated (on this CPU; two
+        /// CPUs taking its first interrupts at once may both report one).
+        case firstInterrupt
     }
 
     public init(
@@ -100,6 +103,34 @@ public struct VFIOSetIRQs: Sendable, Equatable {
     /// DATA_NONE|ACTION_TRIGGER with count 0: tear the whole index down.
     public var isDisable: Bool { flags & Self.dataNone != 0 && flags & Self.actionTrigger != 0 && count == 0 }
     public var isEventfdTrigger: Bool { flags & Self.dataEventfd != 0 && flags & Self.actionTrigger != 0 }
+
+    /// VFIO_PCI_*_IRQ_INDEX by name; 5 (VFIO_PCI_NUM_IRQS) is vfio-pci's own "no interrupt type on".
+    public var indexName: String { ["INTx", "MSI", "MSI-X", "ERR", "REQ", "none"][safe: Int(index)] ?? "index \(index)" }
+
+    public var actionName: String {
+        if isDisable { return "disable" }
+        let data = flags & Self.dataEventfd != 0 ? "eventfd" : flags & Self.dataBool != 0 ? "bool" : nil
+        if flags & Self.actionTrigger != 0 { return data == "eventfd" ? "eventfds" : "trigger" + (data.map { " (\($0))" } ?? "") }
+        // an unmask through an eventfd is KVM's resampler of a level-triggered INTx line
+        if flags & Self.actionUnmask != 0 { return "unmask" + (data.map { " (\($0))" } ?? "") }
+        if flags & Self.actionMask != 0 { return "mask" + (data.map { " (\($0))" } ?? "") }
+        return "flags 0x\(String(flags, radix: 16))"
+    }
+
+    /// Why a failure with this errno changes nothing, when it does not (vfio_pci_intrs.c,
+    /// vfio_pci_core.c).
+    public func harmlessFailure(errno: Int32) -> String? {
+        switch (index, errno) {
+        case (5, 25) where isDisable: // ENOTTY
+            "vfio-pci's own teardown when the device is closed, with no interrupt type on"
+        case (0...2, 22) where isDisable: // EINVAL
+            "that interrupt type was not on, nothing to disable"
+        case (3, 25): // ENOTTY
+            "not a PCI Express device: it has no error signal, the VMM goes on without one"
+        default:
+            nil
+        }
+    }
 }
 
 public struct VectorActivation: Sendable, Equatable {
@@ -234,7 +265,7 @@ extension Event.Kind {
     /// interrupt happened to stop: they are attributed through their irq and device only.
     public var isProcessCall: Bool {
         switch self {
-        case .unhandled, .matrix, .vectorConfig, .vectorAlloc: false
+        case .unhandled, .firstInterrupt, .matrix, .vectorConfig, .vectorAlloc: false
         default: true
         }
     }
@@ -266,6 +297,11 @@ extension Event.Kind {
         case .irqAlloc: "irq_alloc"
         case .irqFree: "irq_free"
         case .unhandled: "unhandled"
+        case .firstInterrupt: "first_irq"
         }
     }
+}
+
+extension Array {
+    public subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
 }

@@ -110,6 +110,8 @@ extension Event {
             return .irqFree(count: u.irq_range.nr_irqs)
         case IRQSCOPE_EV_UNHANDLED.rawValue:
             return .unhandled(count: u.unhandled.count)
+        case IRQSCOPE_EV_FIRST_IRQ.rawValue:
+            return .firstInterrupt
         default:
             throw .unknownType(raw.type)
         }

@@ -68,4 +68,9 @@ public struct ProcessResolver: Sendable {
     public func intx(of address: String) -> Int? {
         readFile("\(root)sys/bus/pci/devices/\(address)/irq").flatMap { Int(trimNewline($0)) }.flatMap { $0 > 0 ? $0 : nil }
     }
+
+    /// The handlers (request_irq names) on an irq, comma-joined; "" when it has none.
+    public func actions(ofIRQ irq: Int) -> String {
+        readFile("\(root)sys/kernel/irq/\(irq)/actions").map(trimNewline) ?? ""
+    }
 }

@@ -67,6 +67,7 @@ public final class KernelSession: @unchecked Sendable {
             let object = try BPFObject(image: image, name: "irqscope")
             object.setAutoload(Set(plan.programs.map(\.description)))
             try object.setMaxEntries(map: "irq_counts", slots * UInt32(cpus))
+            try object.setMaxEntries(map: "first_armed", slots)
             if let bytes = options.ringBufferBytes { try object.setMaxEntries(map: "events", bytes) }
             _ = LibbpfLog.drain()
             let loadStart = clock.now

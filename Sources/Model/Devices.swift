@@ -55,6 +55,12 @@ public struct Devices: Sendable {
         public var lossWindows: UInt64 { lost[.lineWhileMSIXOff] ?? 0 }
         /// Unhandled interrupts of the legacy line reported during windows: refires, not losses.
         public var lineUnhandledInWindows: UInt64 = 0
+        /// Windows in which no loss could have been seen: the device's legacy line had no handler
+        /// (or there is none), so the kernel kept it masked and nothing fired.
+        public var blindWindows: UInt64 = 0
+        /// Whether the device's line had a handler when MSI-X was last switched off; nil: unknown.
+        var lineWatched: Bool?
+        var windowBlind = false
         var windowEvidence = false
         /// When the last window closed without evidence: its line's interrupt may still be on its way.
         var unprovenWindowClosedAt: UInt64?
@@ -71,6 +77,24 @@ public struct Devices: Sendable {
         public var unbacked: Int { vectors.values.filter(\.unbacked).count }
         public var irtes: Int { vectors.values.filter(\.irte).count }
         public var posted: Int { vectors.values.filter(\.posted).count }
+        /// What it holds now.
+        public var holdings: Holdings { Holdings(allocated: vectors.count, requested: requested, irtes: irtes, posted: posted) }
+        /// The most it held at once, each figure on its own: after a VMM exits, what it holds is
+        /// nothing, and what it needed is this.
+        public var peak = Holdings()
+    }
+
+    public struct Holdings: Sendable, Equatable {
+        public var allocated = 0, requested = 0, irtes = 0, posted = 0
+
+        public init(allocated: Int = 0, requested: Int = 0, irtes: Int = 0, posted: Int = 0) {
+            (self.allocated, self.requested, self.irtes, self.posted) = (allocated, requested, irtes, posted)
+        }
+
+        func max(_ o: Holdings) -> Holdings {
+            Holdings(allocated: Swift.max(allocated, o.allocated), requested: Swift.max(requested, o.requested),
+                     irtes: Swift.max(irtes, o.irtes), posted: Swift.max(posted, o.posted))
+        }
     }
 
     /// How long after a window closes an unhandled firing of the device's line still proves that
@@ -98,6 +122,13 @@ public struct Devices: Sendable {
     }
 
     public mutating func apply(_ e: Event) {
+        change(e)
+        if let address = e.device ?? e.irq.flatMap({ irqDevice[Int($0)] }), let d = devices[address] {
+            devices[address]?.peak = d.peak.max(d.holdings)
+        }
+    }
+
+    private mutating func change(_ e: Event) {
         switch e.kind {
         case .irqAlloc(let count, _):
             guard e.result >= 0, let irq = e.irq.map(Int.init), let address = e.device else { return }
@@ -150,7 +181,9 @@ public struct Devices: Sendable {
                     if Int(e.result) > d.sizeBeforeDisable { d.grows[.reenable, default: 0] += 1 }
                     if d.disabledWithLiveVectors && d.owner != nil {
                         d.windows.record(Double(e.timeNs &- since) / 1e9)
-                        d.unprovenWindowClosedAt = d.windowEvidence ? nil : e.timeNs
+                        // a blind window's interrupt cannot arrive late either: nothing fires
+                        d.unprovenWindowClosedAt = d.windowEvidence || d.windowBlind ? nil : e.timeNs
+                        if d.windowBlind && !d.windowEvidence { d.blindWindows += 1 }
                     }
                 }
                 d.disabledAt = nil
@@ -179,6 +212,7 @@ public struct Devices: Sendable {
                 d.disabledAt = e.timeNs
                 d.disabledWithLiveVectors = d.requestedSinceEnable
                 d.windowEvidence = false
+                d.windowBlind = d.lineWatched == false
                 d.unprovenWindowClosedAt = nil
                 d.sizeBeforeDisable = d.tableSize
                 d.tableSize = 0
@@ -218,6 +252,10 @@ public struct Devices: Sendable {
             lineDevices[other] = set.isEmpty ? nil : set
         }
         lineDevices[irq, default: []].insert(address)
+    }
+
+    public mutating func note(lineWatched: Bool, of address: String) {
+        modify(address) { $0.lineWatched = lineWatched }
     }
 
     /// Interrupts that ran host handlers since the last scrape, per irq.

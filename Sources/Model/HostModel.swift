@@ -39,6 +39,8 @@ public struct HostModel: Sendable {
 
     public mutating func note(line irq: Int, of address: String) { devices.note(line: irq, of: address) }
 
+    public mutating func note(lineWatched: Bool, of address: String) { devices.note(lineWatched: lineWatched, of: address) }
+
     public mutating func update(_ snapshot: DeliverySnapshot, irqs: [Int: IRQInfo]) {
         let before = kernel.spurious[Self.catchAllVector] ?? 0, now = snapshot.spurious[Self.catchAllVector] ?? 0
         kernel = snapshot

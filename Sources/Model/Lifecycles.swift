@@ -26,14 +26,14 @@ public struct Lifecycles: Sendable {
     /// Every vector that lived during the trace, in the order it was allocated (an irq number
     /// reused after a free starts a new entry).
     public var vectors: [Vector] {
-        // Each look that saw an irq's first interrupts goes to the generation of that irq alive at
-        // that moment. Resolved here, not as looks come in: under load the ring buffer's events
-        // can arrive after a look that happened later.
+        // A first interrupt goes to the generation of its irq alive at that moment, resolved
+        // here: the kernel reports it from the interrupt, which can come before the
+        // request_irq event that made it possible (that event is written when request_irq returns).
         var out = generations
-        for (irq, looks) in looks {
-            for at in looks.sorted() {
+        for (irq, times) in firsts {
+            for at in times.sorted() {
                 guard let i = out.indices.first(where: { k in
-                    out[k].irq == irq && out[k].firstInterrupt == nil
+                    out[k].irq == irq && out[k].firstInterrupt == nil && out[k].requestFailed == nil
                         && (out[k].allocated ?? out[k].irte ?? 0) <= at && (out[k].freed.map { at <= $0 } ?? true)
                 }) else { continue }
                 out[i].firstInterrupt = at
@@ -42,22 +42,18 @@ public struct Lifecycles: Sendable {
         return out
     }
     private var generations: [Vector] = []
-    private var looks: [Int: [UInt64]] = [:]
-    /// The latest event applied: generations up to this time are known. Looks after it are kept
-    /// as they come (a generation may have started since, its event still in the ring buffer);
-    /// looks before it are thinned to the first in each generation, so a long trace keeps a look
-    /// per generation and per poll of the last moments, not per poll.
-    private var eventsUntil: UInt64 = 0
-    /// Per irq, when each of its generations started (in the order they did): thinning's index.
-    private var starts: [Int: [UInt64]] = [:]
+    /// Per irq, the kernel's first-interrupt reports (one per activation of its vector, more
+    /// only when CPUs race for the first).
+    private var firsts: [Int: [UInt64]] = [:]
     private var current: [Int: Int] = [:] // irq -> index into generations
 
     public init() {}
 
     public mutating func apply(_ e: Event, device: String?) {
-        eventsUntil = max(eventsUntil, e.timeNs)
         guard let irq = e.irq.map(Int.init) else { return }
         switch e.kind {
+        case .firstInterrupt:
+            firsts[irq, default: []].append(e.timeNs)
         case .irqAlloc(_, let index) where e.result >= 0:
             guard let device else { return }
             // the IRTE is allocated inside this allocation, so its event came first
@@ -91,29 +87,8 @@ public struct Lifecycles: Sendable {
         }
     }
 
-    /// An irq's count went from 0 to positive between two looks at the kernel's counters; `at`
-    /// is the later look (the resolution of "first interrupt" is the polling interval).
-    public mutating func firstInterrupt(irq: Int, at: UInt64) {
-        looks[irq, default: []].append(at)
-        // thin the looks the known generations cover: the first after each start is all that counts
-        let starts = self.starts[irq] ?? []
-        var kept: [UInt64] = []
-        var lastStart: UInt64?
-        for look in looks[irq]!.sorted() {
-            guard look <= eventsUntil else { kept.append(look); continue }
-            let start = starts.filter { $0 <= look }.max()
-            if kept.isEmpty || start != lastStart { kept.append(look) }
-            lastStart = start
-        }
-        looks[irq] = kept
-    }
-
-    /// How many looks at an irq's counters are kept (bounded: see `eventsUntil`).
-    public func keptLooks(irq: Int) -> Int { looks[irq]?.count ?? 0 }
-
     private mutating func start(_ v: Vector, at: UInt64) {
         current[v.irq] = generations.count
-        starts[v.irq, default: []].append(at)
         generations.append(v)
     }
 

@@ -30,14 +30,18 @@ public struct Pipeline: Sendable {
     public struct Lookup: Sendable {
         public var driver: @Sendable (_ address: String) -> String?
         public var intx: @Sendable (_ address: String) -> Int?
+        /// The handlers on a legacy line, comma-joined as /sys/kernel/irq/N/actions has them.
+        public var lineActions: @Sendable (_ irq: Int) -> String
         public var holdsVFIO: @Sendable (_ tgid: UInt32) -> Bool
         public var identify: @Sendable (_ tgid: UInt32, _ comm: String) -> ProcessIdentity
 
         public init(driver: @escaping @Sendable (String) -> String?, intx: @escaping @Sendable (String) -> Int?,
+                    lineActions: @escaping @Sendable (Int) -> String = { _ in "" },
                     holdsVFIO: @escaping @Sendable (UInt32) -> Bool,
                     identify: @escaping @Sendable (UInt32, String) -> ProcessIdentity) {
             self.driver = driver
             self.intx = intx
+            self.lineActions = lineActions
             self.holdsVFIO = holdsVFIO
             self.identify = identify
         }
@@ -50,7 +54,11 @@ public struct Pipeline: Sendable {
         var found: [Annotation] = []
         if let address = event.device, !lookedUp.contains(address) || event.kind == .msixDisable {
             let driver = host.driver(address)
-            if model.drivers[address] != driver || !lookedUp.contains(address) {
+            if event.kind == .msixDisable {
+                // whether the window that opens can show a loss: only a line with a handler fires
+                let intx = host.intx(address)
+                found.append(.device(address: address, driver: driver, intx: intx, lineActions: intx.map(host.lineActions) ?? ""))
+            } else if model.drivers[address] != driver || !lookedUp.contains(address) {
                 found.append(.device(address: address, driver: driver, intx: host.intx(address)))
             }
         }
@@ -86,8 +94,8 @@ public struct Pipeline: Sendable {
     }
 
     /// A look at the kernel counters, and the annotation to record for it: a scrape's look
-    /// always (replay must see what a scrape saw), a dated look only when it dated a first
-    /// interrupt (trace looks ten times a second).
+    /// always (replay must see what a scrape saw), a dated look only when counts moved (trace
+    /// looks ten times a second).
     public mutating func look(_ snapshot: DeliverySnapshot, irqs: [Int: IRQInfo], at: UInt64?) -> Annotation? {
         let fired = deliver(snapshot, irqs: irqs, at: at)
         guard at == nil || !fired.isEmpty else { return nil }
@@ -95,17 +103,14 @@ public struct Pipeline: Sendable {
     }
 
     /// A look at the kernel counters. `irqs`: what sysfs says exists now (live), or the irqs a
-    /// recording says were live. With a time (trace's looks), an irq counting its first
-    /// interrupts since the previous look dates its vector's first interrupt. Returns those irqs
-    /// (none for an undated look: a scrape dates nothing).
+    /// recording says were live. Returns, for a dated look (trace's), the irqs that counted
+    /// interrupts since the previous look.
     @discardableResult
     public mutating func deliver(_ snapshot: DeliverySnapshot, irqs: [Int: IRQInfo], at: UInt64?) -> [Int] {
         let before = model.kernel.irqs
         model.update(snapshot, irqs: irqs)
-        guard let at else { return [] }
-        let fired = snapshot.irqs.filter { $0.value.interrupts > (before[$0.key]?.interrupts ?? 0) }.map(\.key).sorted()
-        for irq in fired { lifecycles?.firstInterrupt(irq: irq, at: at) }
-        return fired
+        guard at != nil else { return [] }
+        return snapshot.irqs.filter { $0.value.interrupts > (before[$0.key]?.interrupts ?? 0) }.map(\.key).sorted()
     }
 
     /// Applies an annotation, live or recorded.
@@ -113,10 +118,11 @@ public struct Pipeline: Sendable {
         switch annotation {
         case .process(let identity):
             model.note(process: identity)
-        case .device(let address, let driver, let intx):
+        case .device(let address, let driver, let intx, let lineActions):
             lookedUp.insert(address)
             model.note(driver: driver, of: address)
             if let intx { model.note(line: intx, of: address) }
+            if let lineActions { model.note(lineWatched: !lineActions.isEmpty, of: address) }
         case .delivery(let d):
             // a recording may repeat an irq: keep one
             deliver(d.snapshot, irqs: Dictionary(d.live.map { ($0, IRQInfo(name: "")) }, uniquingKeysWith: { a, _ in a }), at: d.at)

@@ -17,6 +17,9 @@ public enum EventJSON {
         if hasResult(e.kind) {
             fields.append(("result", .int(e.result)))
             if e.result < 0 { fields.append(("errno", .string(Errno.name(result: e.result)))) }
+            if case .vfioSetIRQs(let s) = e.kind, e.result < 0, let why = s.harmlessFailure(errno: Errno.of(result: e.result)) {
+                fields.append(("harmless", .string(why)))
+            }
         }
         if e.source != .tracepoint { fields.append(("source", .string(e.source.name))) }
         fields += details(e.kind)
@@ -38,7 +41,7 @@ public enum EventJSON {
         case .msixAdd(let requested, let allocated):
             [("index_requested", requested == UInt32.max ? .string("any") : .uint(UInt64(requested))),
              ("index", JSON.optional(allocated) { .int(Int64($0)) })]
-        case .msixDisable, .irteDeactivate:
+        case .msixDisable, .irteDeactivate, .firstInterrupt:
             []
         case .msiAlloc(let r), .msiFree(let r):
             [("count", .uint(UInt64(r.count))), ("first", JSON.optional(r.first) { .uint(UInt64($0)) }),
@@ -63,7 +66,8 @@ public enum EventJSON {
         case .freeIRQ(let name):
             [("name", .string(name))]
         case .vfioSetIRQs(let s):
-            [("index", .string(["intx", "msi", "msix", "err", "req"][safe: Int(s.index)] ?? String(s.index))),
+            [("index", .string(["intx", "msi", "msix", "err", "req", "none"][safe: Int(s.index)] ?? String(s.index))),
+             ("action", .string(s.actionName)),
              ("start", .uint(UInt64(s.start))), ("count", .uint(UInt64(s.count))), ("flags", .uint(UInt64(s.flags)))]
         case .vectorReserve(let managed):
             [("managed", .bool(managed))]
@@ -83,8 +87,4 @@ public enum EventJSON {
                                         ("allocated", .uint(UInt64(c.allocated))), ("managed", .uint(UInt64(c.managed)))] } ?? [])
         }
     }
-}
-
-extension Array {
-    subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
 }

@@ -124,6 +124,8 @@ public enum HostMetrics {
             help: "A lower bound on interrupts lost, by cause, counting only what the host can prove: line_while_msix_off counts 1 per MSI-X-off window (the guest's vectors live) in which, or within 10 ms after which, the device's legacy line fired and no handler took it; catch_all_vector counts hits on vector 0xef, where allocated but not requested entries are parked (device empty when not attributable). The host cannot see: a vector whose request_irq failed (irqscope_msix_vectors{state=\"unbacked\"}), a window in which the device's line has no handler to fire (an unshared line with INTx off), posted interrupts, SR-IOV VFs (no INTx).")
         var lossWindows = MetricFamily("irqscope_msix_loss_windows", .counter,
             help: "MSI-X-off windows (the guest's vectors live) with evidence of loss: the device's legacy line fired unhandled during them, or within 10 ms after (its interrupt arriving late). At most irqscope_msix_disabled_windows_total.")
+        var blindWindows = MetricFamily("irqscope_msix_blind_windows", .counter,
+            help: "MSI-X-off windows (the guest's vectors live) in which no loss could have been seen: when MSI-X went off, the device's legacy line had no handler (or the device has none), so the kernel kept it masked and an interrupt raised then left no trace on the host. Losses in them are possible and not in irqscope_interrupts_lost_min_total.")
         var lineRefires = MetricFamily("irqscope_line_unhandled_in_windows", .counter,
             help: "Unhandled interrupts of the device's legacy line reported during its MSI-X-off windows (reports batch up to 100 us). A level-triggered line refires until serviced: this counts refires, not interrupts lost.")
         var delivered = MetricFamily("irqscope_device_interrupts", .counter,
@@ -148,6 +150,7 @@ public enum HostMetrics {
             if d.owner != nil {
                 windows.add(labels, Double(d.windows.count))
                 lossWindows.add(labels, Double(d.lossWindows))
+                blindWindows.add(labels, Double(d.blindWindows))
                 lineRefires.add(labels, Double(d.lineUnhandledInWindows))
                 windowSeconds.addHistogram(labels, buckets: Array(zip(d.windows.bounds, d.windows.counts)),
                                            sum: d.windows.sum, count: d.windows.count)
@@ -174,7 +177,7 @@ public enum HostMetrics {
             if let version = process?.vmmVersion { labels.append(("vmm_version", version)) }
             guests.add(labels, 1)
         }
-        return [vectors, irtes, grows, windows, windowSeconds, lossWindows, lineRefires, failures, enableFailures, lost, delivered, guests]
+        return [vectors, irtes, grows, windows, windowSeconds, lossWindows, blindWindows, lineRefires, failures, enableFailures, lost, delivered, guests]
     }
 
     static func probes(_ report: ProbeReport) -> [MetricFamily] {

@@ -41,11 +41,12 @@ public struct TraceFormat: Sendable {
             let index = r.first.map { first in " (MSI index \(first)" + (r.last.map { "-\($0)" } ?? " up") + ")" } ?? ""
             detail = r.count == 0 ? "MSI descriptors freed\(index)" : "MSI descriptors freed\(index): \(irq)\(r.count > 1 ? "+\(r.count - 1)" : ""), \(r.count) irq\(r.count == 1 ? "" : "s")"
         case .irqAlloc(let count, let index):
-            detail = "\(irq)\(count > 1 ? "+\(count - 1)" : "") for MSI index \(index.map(String.init) ?? "?")" + (e.result < 0 ? " \(failed(e.result))" : "")
+            detail = "\(irq)\(count > 1 ? "+\(count - 1)" : "") " + (index.map { "for MSI index \($0)" } ?? "allocated") + (e.result < 0 ? " \(failed(e.result))" : "")
         case .irqFree(let count):
             detail = "\(irq)\(count > 1 ? "+\(count - 1)" : "") freed"
         case .irteAlloc(_, let index):
-            detail = e.result >= 0 ? "IRTE for \(irq) (MSI index \(index.map(String.init) ?? "?"))" : "IRTE for \(irq) \(failed(e.result))"
+            // no index: the allocation was not for an MSI (an IO-APIC line), or the kernel did not say
+            detail = e.result >= 0 ? "IRTE for \(irq)" + (index.map { " (MSI index \($0))" } ?? "") : "IRTE for \(irq) \(failed(e.result))"
         case .irteFree:
             detail = "IRTE for \(irq) freed"
         case .irteActivate(let reserve):
@@ -61,9 +62,8 @@ public struct TraceFormat: Sendable {
         case .freeIRQ(let name):
             detail = "\(irq) \(name) freed"
         case .vfioSetIRQs(let s):
-            let index = ["INTx", "MSI", "MSI-X", "ERR", "REQ"][safe: Int(s.index)] ?? "index \(s.index)"
-            let what = s.isDisable ? "disable" : s.isEventfdTrigger ? "eventfds" : "flags 0x\(String(s.flags, radix: 16))"
-            detail = "VFIO_DEVICE_SET_IRQS \(index) \(what) start=\(s.start) count=\(s.count)" + (e.result == 0 ? "" : " \(failed(e.result))")
+            let failure = e.result == 0 ? "" : " \(failed(e.result))" + (s.harmlessFailure(errno: Errno.of(result: e.result)).map { " (harmless: \($0))" } ?? "")
+            detail = "VFIO_DEVICE_SET_IRQS \(s.indexName) \(s.actionName) start=\(s.start) count=\(s.count)" + failure
         case .vectorReserve(let managed):
             detail = e.result == 0 ? "\(irq) vector reserved\(managed ? " (managed)" : ""), no CPU vector yet" : "\(irq) reservation \(failed(e.result))"
         case .vectorAlloc(let vector, _, let managed):
@@ -81,6 +81,8 @@ public struct TraceFormat: Sendable {
             detail = "\(cpu)all: \(m.globalAvailable) free, \(m.globalReserved) reserved, \(m.totalAllocated) allocated"
         case .unhandled(let count):
             detail = paint("\(count) unhandled interrupt\(count == 1 ? "" : "s") on \(irq)", "33")
+        case .firstInterrupt:
+            detail = "\(irq) first interrupt handled (CPU \(e.cpu))"
         }
         return "\(seconds(e.timeNs))  \(pad(guest ?? "-", 12)) \(pad(device ?? "-", 13)) \(pad(e.kind.name, 17)) \(detail)"
     }
@@ -144,20 +146,27 @@ public struct TraceSummary: Sendable {
         guard !rows.isEmpty else {
             return out + "  no device's MSI-X vectors changed.\n\n" + verdict
         }
-        let header = ["GUEST", "DEVICE", "DRIVER", "ALLOC", "REQ", "IRTE", "POSTED", "GROWS dyn/re", "CYCLES", "MSI-X OFF",
-                      "FAILURES", "LOST (at least)"]
+        let header = ["GUEST", "DEVICE", "DRIVER", "ALLOC peak/end", "REQ peak/end", "IRTE peak/end", "POSTED peak/end",
+                      "GROWS dyn/re", "CYCLES", "MSI-X OFF", "FAILURES", "LOST (at least)"]
         var table = [header]
         for r in rows {
             let d = r.state
             let failures = (d.requestFailures.map { "request \(Errno.name($0.key))x\($0.value)" }
                             + d.enableFailures.map { "enable \(Errno.name($0.key))x\($0.value)" }).sorted().joined(separator: " ")
             let lost = d.lost.filter { $0.value > 0 }.map { "\($0.key.rawValue) \($0.value)" }.sorted().joined(separator: " ")
-            table.append([r.guest, r.device, r.driver, String(d.vectors.count), String(d.requested), String(d.irtes),
-                          String(d.posted), "\(d.grows[.dynamic] ?? 0)/\(d.grows[.reenable] ?? 0)", String(d.cycles),
-                          d.windows.count > 0 ? "\(d.windows.count)x \(format2(d.windows.sum * 1000)) ms" : "-",
+            let (peak, now) = (d.peak, d.holdings)
+            table.append([r.guest, r.device, r.driver, "\(peak.allocated)/\(now.allocated)", "\(peak.requested)/\(now.requested)",
+                          "\(peak.irtes)/\(now.irtes)", "\(peak.posted)/\(now.posted)",
+                          "\(d.grows[.dynamic] ?? 0)/\(d.grows[.reenable] ?? 0)", String(d.cycles),
+                          d.windows.count > 0 ? "\(d.windows.count)x \(format2(d.windows.sum * 1000)) ms" + (d.blindWindows > 0 ? ", \(d.blindWindows) blind" : "") : "-",
                           failures.isEmpty ? "-" : failures, lost.isEmpty ? "-" : lost])
         }
         out += columns(table)
+        out += "peak/end: the most the device held at once during the trace / what it held when the trace ended"
+            + " (after its VMM exited: what was left behind).\n"
+        if rows.contains(where: { $0.state.blindWindows > 0 }) {
+            out += "blind: MSI-X-off windows in which a loss could not have been seen (the device's legacy line had no handler, so nothing fired).\n"
+        }
         out += "\nIRTEs on this host are allocated \(irteTiming.rawValue)"
         out += irteTiming == .unknown ? " (no IRTE seen: interrupt remapping off, or its probes not attached).\n" : ".\n"
         if !lifecycles.isEmpty {
@@ -197,12 +206,14 @@ public struct TraceSummary: Sendable {
                     ("guest", .string(r.guest)), ("device", .string(r.device)), ("driver", .string(r.driver)),
                     ("allocated", .int(Int64(d.vectors.count))), ("requested", .int(Int64(d.requested))),
                     ("irtes", .int(Int64(d.irtes))), ("posted", .int(Int64(d.posted))),
+                    ("peak", .object([("allocated", .int(Int64(d.peak.allocated))), ("requested", .int(Int64(d.peak.requested))),
+                                      ("irtes", .int(Int64(d.peak.irtes))), ("posted", .int(Int64(d.peak.posted)))])),
                     ("grows_dynamic", .uint(d.grows[.dynamic] ?? 0)), ("grows_reenable", .uint(d.grows[.reenable] ?? 0)),
                     ("cycles", .uint(d.cycles)), ("windows", .uint(d.windows.count)), ("msix_off_seconds", .double(d.windows.sum)),
                     ("request_failures", .object(d.requestFailures.sorted { $0.key < $1.key }.map { (Errno.name($0.key), .uint($0.value)) })),
                     ("enable_failures", .object(d.enableFailures.sorted { $0.key < $1.key }.map { (Errno.name($0.key), .uint($0.value)) })),
                     ("lost_min", .object(d.lost.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key.rawValue, .uint($0.value)) })),
-                    ("loss_windows", .uint(d.lossWindows)), ("line_unhandled_in_windows", .uint(d.lineUnhandledInWindows)),
+                    ("loss_windows", .uint(d.lossWindows)), ("blind_windows", .uint(d.blindWindows)), ("line_unhandled_in_windows", .uint(d.lineUnhandledInWindows)),
                     ("delivered", .uint(d.delivered)),
                 ])
             })),

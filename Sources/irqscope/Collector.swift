@@ -39,6 +39,7 @@ final class Collector: Sendable {
         let resolver = ProcessResolver()
         self.resolver = resolver
         lookup = Pipeline.Lookup(driver: { resolver.driver(of: $0) }, intx: { resolver.intx(of: $0) },
+                                 lineActions: { resolver.actions(ofIRQ: $0) },
                                  holdsVFIO: { resolver.holdsVFIO($0) }, identify: { resolver.identify($0, comm: $1) })
         var recorder: RecordingWriter?
         if let path {

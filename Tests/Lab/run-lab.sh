@@ -41,7 +41,7 @@ gcc -O2 -Wall -Werror -static "$here/vmm.c" -o "$work/vmm"
 # The boots, each NAME:SMP:SCENARIOS. Every boot runs on every kernel: the scenarios'
 # expectations follow what each kernel does (NORESIZE before 6.5, dynamic MSI-X after; hooks
 # a kernel lacks are asserted absent from irqscope doctor's report by Tests/LabChecks).
-all_boots=${IRQSCOPE_LAB_BOOTS:-"main:2:hostdrivers,vfio,trace guests:2:guests kprobe:2:hostdrivers-kprobe,tracepoints-only exhaustion:1:exhaustion"}
+all_boots=${IRQSCOPE_LAB_BOOTS:-"main:2:hostdrivers,vfio,trace guests:2:guests,unshared kprobe:2:hostdrivers-kprobe,tracepoints-only exhaustion:1:exhaustion"}
 
 # iommu SHORT BOOT: the interrupt remapping a boot uses. Intel VT-d everywhere, except AMD-Vi for
 # the kprobe boot of 6.12 and the main boot of 6.18: AMD's irq_remapping_alloc is then checked

@@ -219,6 +219,51 @@ public enum LabChecks {
                 "replayed \(device.address): cycles \(device.cycles) grows \(device.grows) windows \(device.windows.count); the VMM: cycles=\(vmm.cycles) dynamic_adds=\(vmm.dynamicAdds) live re-enables=\(vmm.liveReenables)")
     }
 
+    /// The kernel's first-interrupt reports against what each vector's VMM read from its eventfd:
+    /// a vector index that received interrupts has a generation with a first interrupt, one that
+    /// received none has none, and every first interrupt lies within its generation's life,
+    /// after its CPU vector was taken.
+    public static func firstInterrupts(recording: String, device: String, vmm: VMMLog) throws -> String {
+        var pipeline = Pipeline(lifecycles: true, keepExited: true)
+        for entry in try readRecording(recording) { _ = pipeline.play(entry) }
+        let vectors = (pipeline.lifecycles?.vectors ?? []).filter { $0.device == device }
+        #expect(!vmm.receivedByIndex.isEmpty, "the VMM log has no per-vector counts")
+        for (index, received) in vmm.receivedByIndex.sorted(by: { $0.key < $1.key }) {
+            let firsts = vectors.filter { $0.msiIndex == UInt32(index) }.compactMap(\.firstInterrupt)
+            #expect(received > 0 ? !firsts.isEmpty : firsts.isEmpty,
+                    "\(device) index \(index): the VMM received \(received), irqscope saw \(firsts.count) first interrupts")
+        }
+        for v in vectors {
+            guard let first = v.firstInterrupt else { continue }
+            #expect(v.cpuVector.map { $0.at <= first } ?? false, "\(device) irq \(v.irq): first interrupt \(first) before its CPU vector \(v.cpuVector?.at ?? 0)")
+            #expect(v.freed.map { first <= $0 } ?? true, "\(device) irq \(v.irq): first interrupt \(first) after it was freed \(v.freed ?? 0)")
+        }
+        let latencies = vectors.compactMap { v in v.requested.flatMap { r in v.firstInterrupt.map { Double(Int64(bitPattern: $0 &- r)) / 1e6 } } }
+        return "\(vectors.filter { $0.firstInterrupt != nil }.count) of \(vectors.count) generations with a first interrupt"
+            + (latencies.isEmpty ? "" : String(format: " (request_irq to first: %.3f to %.3f ms)", latencies.min()!, latencies.max()!))
+    }
+
+    /// Alpha with its line unshared: no handler on the line, so the kernel keeps it masked and
+    /// what alpha's device raises while MSI-X is off leaves no trace. irqscope cannot prove a
+    /// loss there and must not claim one; it says the windows were blind instead.
+    @discardableResult
+    public static func unshared(_ dir: String) throws -> String {
+        let alpha = try VMMLog.read(dir + "/unshared.alpha.log")
+        let live = try parseExposition(String(contentsOfFile: dir + "/unshared.metrics", encoding: .utf8))
+        let line = try String(contentsOfFile: dir + "/unshared.line", encoding: .utf8)
+        #expect(fields(line[...])["actions"] == "", "the line still has a handler: \(line)")
+        let labels = ["guest": "alpha"]
+        let windows = live.value("irqscope_msix_disabled_windows_total", labels) ?? -1
+        let blind = live.value("irqscope_msix_blind_windows_total", labels) ?? -1
+        let lost = live.value("irqscope_interrupts_lost_min_total", labels.merging(["cause": "line_while_msix_off"]) { $1 }) ?? -1
+        #expect(windows == Double(alpha.liveReenables) && blind == windows,
+                "alpha: \(alpha.liveReenables) live re-enables; irqscope windows \(windows), blind \(blind)")
+        #expect(lost == 0 && (live.value("irqscope_msix_loss_windows_total", labels) ?? -1) == 0, "a loss claimed on an unwatched line: \(lost)")
+        if alpha.noresize { #expect(alpha.windowRaised > 0, "the VMM raised nothing inside its windows") }
+        try promtoolPassed(dir + "/unshared.metrics.promtool")
+        return "unshared line: alpha raised \(alpha.windowRaised) interrupts inside \(alpha.liveReenables) MSI-X-off windows and missed \(alpha.raised - alpha.received); irqscope: lost_min \(Int(lost)), \(Int(blind)) of \(Int(windows)) windows blind"
+    }
+
     // MARK: - Two guests at once
 
     /// Every series lands on the right guest; what each VMM received equals the interrupts
@@ -244,6 +289,7 @@ public enum LabChecks {
             #expect(vmm.raised > 0 && delivered == Double(vmm.received),
                     "\(name): VMM raised \(vmm.raised), received \(vmm.received); irqscope delivered \(delivered ?? -1)")
             findings.append("\(name): raised \(vmm.raised), received \(vmm.received), irqscope delivered \(Int(delivered ?? -1))")
+            findings.append("\(name): " + (try firstInterrupts(recording: dir + "/guests.rec", device: device, vmm: vmm)))
         }
         // the shared legacy line: irqscope's unhandled count is the kernel's, and what happened in
         // alpha's windows is charged to alpha
@@ -283,6 +329,8 @@ public enum LabChecks {
         } else {
             #expect(lost == 0 && lossWindows == 0, "no window on the dynamic path, yet \(lost) lost in \(lossWindows) windows")
         }
+        // the shared line had a handler in every window: none was blind
+        #expect((live.value("irqscope_msix_blind_windows_total", ["guest": "alpha"]) ?? -1) == 0, "alpha's windows on a shared line counted blind")
         #expect((live.value("irqscope_interrupts_lost_min_total", ["guest": "beta", "cause": "line_while_msix_off"]) ?? 0) == 0
                 && (live.value("irqscope_msix_loss_windows_total", ["guest": "beta"]) ?? 0) == 0, "beta raised nothing inside its windows")
         if restarted { findings.append("the kernel's spurious-interrupt check restarted line \(irq)'s counts (at 100000: disabled as 'nobody cared' when more than 99900 were unhandled)") }
@@ -574,6 +622,8 @@ public struct VMMLog: Sendable {
     public var raised = 0
     public var received = 0
     public var windowRaised = 0
+    /// What the VMM read from each vector's eventfd ("vector index=K received=N").
+    public var receivedByIndex: [Int: Int] = [:]
 
     public static func read(_ path: String) throws -> VMMLog {
         var log = VMMLog()
@@ -594,6 +644,8 @@ public struct VMMLog: Sendable {
                 log.raised = Int(f["raised"] ?? "") ?? -1
                 log.received = Int(f["received"] ?? "") ?? -1
                 log.windowRaised = Int(f["window_raised"] ?? "") ?? -1
+            } else if line.hasPrefix("vector "), let k = Int(f["index"] ?? ""), let n = Int(f["received"] ?? "") {
+                log.receivedByIndex[k] = n
             } else if line.hasPrefix("failure "), let errno = Int(f["errno"] ?? "") {
                 log.failureErrnos[errno, default: 0] += 1
             }

@@ -72,6 +72,10 @@ struct LabTests {
         print("lab \(kernel) guests:\n\(findings)")
     }
 
+    @Test(arguments: LabPlan.kernels("guests")) func aLossOnAnUnwatchedLineIsBlindNotClaimed(kernel: String) throws {
+        print("lab \(kernel) " + (try LabChecks.unshared("\(labResults)/\(kernel)/guests")))
+    }
+
     @Test(arguments: LabPlan.kernels("exhaustion")) func hostVectorExhaustion(kernel: String) throws {
         try LabChecks.exhaustion("\(labResults)/\(kernel)/exhaustion")
     }

@@ -123,6 +123,27 @@ import IrqscopeModel
         #expect(device.lineUnhandledInWindows == 5 * 1000 + 3, "refires \(device.lineUnhandledInWindows)")
     }
 
+    /// A window opened while the device's line had no handler cannot show a loss: it is counted
+    /// as blind, never as proven, and says nothing about later windows once the line is watched.
+    @Test mutating func aWindowWithoutAHandlerOnTheLineIsBlind() {
+        var d = Devices()
+        d.note(line: 22, of: dev)
+        for ev in enable(1, base: 40) { d.apply(ev) }
+        d.apply(request(40, 0))
+        func window(_ d: inout Devices, watched: Bool?, grow to: Int) {
+            if let watched { d.note(lineWatched: watched, of: dev) }
+            for ev in disableAll([40], allocated: [40]) { d.apply(ev) }
+            for ev in enable(to, base: 40) { d.apply(ev) }
+            for k in 0..<to { d.apply(request(40 + Int32(k), k)) }
+        }
+        window(&d, watched: false, grow: 2)
+        window(&d, watched: nil, grow: 3)   // not read again: still unwatched
+        window(&d, watched: true, grow: 4)  // watched, nothing fired: unproven, not blind
+        let device = d.devices[dev]!
+        #expect(device.windows.count == 3 && device.blindWindows == 2 && device.lossWindows == 0,
+                "windows \(device.windows.count), blind \(device.blindWindows), with loss \(device.lossWindows)")
+    }
+
     @Test mutating func dynamicGrowthAddsWithoutDisabling() {
         var d = Devices()
         for ev in enable(1, base: 50) { d.apply(ev) }

@@ -16,6 +16,8 @@ import TestSupport
         .process(ProcessIdentity(tgid: 7, name: "ns/vm=1", source: .kubevirt)),
         .device(address: nic, driver: "vfio-pci", intx: 11),
         .device(address: "0000:00:07.0", driver: nil, intx: nil),
+        .device(address: nic, driver: "vfio-pci", intx: 11, lineActions: ""),
+        .device(address: nic, driver: "vfio-pci", intx: 11, lineActions: "ahci,e1000e"),
         .delivery(.init(snapshot: DeliverySnapshot(irqs: [34: IRQCount(interrupts: 5, unhandled: 1), 0: IRQCount(interrupts: 0, unhandled: 0)],
                                                    spurious: [0xef: 3], untracked: 2, eventsDropped: 1, kretprobesMissed: 9),
                         live: [0, 34, 35], at: 123_456_789)),

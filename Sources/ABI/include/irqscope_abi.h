@@ -45,7 +45,8 @@ enum irqscope_event_type {
     IRQSCOPE_EV_IRQ_ALLOC = 22,   /* MSI domain gave a device irq numbers (one descriptor) */
     IRQSCOPE_EV_IRQ_FREE = 23,
     IRQSCOPE_EV_UNHANDLED = 24,   /* interrupts every action returned IRQ_NONE for, since the last report */
-    IRQSCOPE_EV_TYPE_MAX = 25,
+    IRQSCOPE_EV_FIRST_IRQ = 25,   /* the first handled interrupt since the irq's vector was activated */
+    IRQSCOPE_EV_TYPE_MAX = 26,
 };
 
 /* Which irq_matrix tracepoint a matrix event came from. */
