@@ -69,7 +69,10 @@ public struct Lifecycles: Sendable {
             }
             update(irq) { if $0.irte == nil { $0.irte = e.timeNs } }
         case .requestIRQ(let name, _):
-            if case .vfioINTx = IRQName(name) { return }
+            let parsed = IRQName(name)
+            if case .vfioINTx = parsed { return }
+            // kernels before 6.2 do not say the MSI index at allocation; VFIO's name does
+            if case .vfioMSI(_, let vector, _) = parsed { update(irq) { $0.msiIndex = $0.msiIndex ?? UInt32(vector) } }
             if e.result == 0 {
                 update(irq) { $0.requested = $0.requested ?? e.timeNs }
             } else {

@@ -13,9 +13,11 @@ import TestSupport
         try run([Self.binary, "replay"] + args, timeout: 60)
     }
 
-    /// The lab VMM's guest on two kernels, and Debian's QEMU booting a real guest (its trace's
-    /// own recording) on 6.12 with both QEMU generations.
+    /// The lab VMM's guest on two kernels (alone, beside a second guest, and on a line no
+    /// handler holds), and Debian's QEMU booting a real guest (its trace's own recording) on 6.12
+    /// with both QEMU generations.
     @Test(arguments: [("6.1/main", "vfio", "alpha"), ("6.12/main", "vfio", "alpha"),
+                      ("6.1/guests", "guests", "alpha"), ("6.1/guests", "unshared", "alpha"),
                       ("6.12/realvmm-qemu7.2", "realvmm.trace", "inner"), ("6.12/realvmm-qemu10", "realvmm.trace", "inner")])
     func guestRendersAsRecorded(boot: String, recording: String, guest: String) throws {
         let dir = try LabChecks.unpack(packageRoot + "/Tests/Fixtures/lab/\(boot)")

@@ -48,4 +48,14 @@ import Testing
         l.apply(event(.irqAlloc(count: 1, msiIndex: 0), at: 100), device: nic)
         #expect(l.vectors.map(\.firstInterrupt) == [nil])
     }
+
+    /// Before 6.2 the allocation does not say the MSI index: VFIO's irq name does.
+    @Test func theIndexComesFromVFIOsNameWhenTheKernelDidNotSayIt() {
+        var l = Lifecycles()
+        l.apply(event(.irqAlloc(count: 1, msiIndex: nil), at: 100, irq: 35), device: nic)
+        l.apply(event(.requestIRQ(name: "vfio-msix[3](\(nic))", flags: 0), at: 120, irq: 35), device: nic)
+        l.apply(event(.irqAlloc(count: 1, msiIndex: 1), at: 130, irq: 36), device: nic)
+        l.apply(event(.requestIRQ(name: "vfio-msix[4](\(nic))", flags: 0), at: 140, irq: 36), device: nic)
+        #expect(l.vectors.map(\.msiIndex) == [3, 1], "the kernel's own index is kept")
+    }
 }
