@@ -17,16 +17,14 @@ struct {
     __type(value, struct irqscope_irq_count);
 } irq_counts SEC(".maps");
 
-/* Per irq, set when its vector is activated (irq_vectors:vector_activate, which runs before
- * request_irq installs the handler): the next handled interrupt clears it and reports the
- * irq's first interrupt through the ring buffer, so that each activation costs one event at
- * most and the common case one load of a line that is only read. Sized like a slice. */
+/* What user space chose (slots) and found (possible CPUs): the one program that writes every
+ * CPU's slice, arm_first, needs them at run time. Written once, before attaching. */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, IRQSCOPE_IRQ_SLOTS_MIN);
+    __uint(max_entries, 1);
     __type(key, u32);
-    __type(value, u32);
-} first_armed SEC(".maps");
+    __type(value, struct irqscope_geometry);
+} geometry SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -55,11 +53,13 @@ static __noinline int report_unhandled(u32 irq, struct irqscope_irq_count *c)
     return 0;
 }
 
-/* No atomic exchange before 5.12: two CPUs taking the irq's first interrupts at the same
- * moment may both report; user space keeps the earliest. */
-static __noinline int report_first(u32 irq, u32 *armed)
+/* The irq's first handled interrupt since its vector was activated: each CPU's slot is armed
+ * at activation (arm_first), and the first interrupt a CPU handles after that reports it, so
+ * the common case pays one load from the line it already holds. Each CPU that takes the irq
+ * reports once; user space keeps the earliest. */
+static __noinline int report_first(u32 irq, struct irqscope_irq_count *c)
 {
-    *armed = 0;
+    c->first_armed = 0;
     struct irqscope_event *e = event_reserve(IRQSCOPE_EV_FIRST_IRQ, IRQSCOPE_SRC_TRACEPOINT);
     if (!e)
         return 0;
@@ -68,11 +68,22 @@ static __noinline int report_first(u32 irq, u32 *armed)
     return 0;
 }
 
+/* From irq_vectors:vector_activate, which runs before request_irq installs the handler. Writes
+ * a field of other CPUs' slots that only report_first on that CPU clears: no increment is
+ * lost, each word has one writer at a time. */
 static __always_inline void arm_first(u32 irq)
 {
-    u32 *armed = bpf_map_lookup_elem(&first_armed, &irq);
-    if (armed)
-        *armed = 1;
+    u32 zero = 0;
+    struct irqscope_geometry *g = bpf_map_lookup_elem(&geometry, &zero);
+    if (!g || irq >= g->slots)
+        return;
+    u32 slots = g->slots, cpus = g->cpus;
+    for (u32 cpu = 0; cpu < IRQSCOPE_ARM_CPUS_MAX && cpu < cpus; cpu++) {
+        u32 key = cpu * slots + irq;
+        struct irqscope_irq_count *c = bpf_map_lookup_elem(&irq_counts, &key);
+        if (c)
+            c->first_armed = 1;
+    }
 }
 
 /* Everything but the common case: an action that is not the chain's last (a shared line), or
@@ -97,10 +108,8 @@ static __noinline int count_chain(u32 irq, struct irqscope_irq_count *c, int las
     if (!(same_chain && c->chain_handled)) {
         c->unhandled++;
         report_unhandled(irq, c);
-    } else {
-        u32 *armed = bpf_map_lookup_elem(&first_armed, &irq);
-        if (armed && *armed)
-            report_first(irq, armed);
+    } else if (c->first_armed) {
+        report_first(irq, c);
     }
     return 0;
 }
@@ -123,9 +132,8 @@ static __always_inline int count_interrupt(u32 irq, struct irqaction *next, int 
     if (next || !ret)
         return count_chain(irq, c, !next, ret);
     c->interrupts++;
-    u32 *armed = bpf_map_lookup_elem(&first_armed, &irq);
-    if (armed && *armed)
-        report_first(irq, armed);
+    if (c->first_armed)
+        report_first(irq, c);
     return 0;
 }
 

@@ -132,6 +132,13 @@ final class BPFObject: @unchecked Sendable {
         }
     }
 
+    /// Writes entry 0 of a loaded array map.
+    func store<Value: BitwiseCopyable>(map: String, _ value: Value) throws(KernelError) {
+        guard let fd = mapFD(map) else { throw KernelError("the BPF object lacks its map \(map)") }
+        var key: UInt32 = 0, v = value
+        if bpf_map_update_elem(fd, &key, &v, UInt64(BPF_ANY)) != 0 { throw .errno("cannot write map \(map)") }
+    }
+
     func mapFD(_ name: String) -> Int32? {
         lock.withLock { _ in
             guard let m = bpf_object__find_map_by_name(object, name) else { return nil }

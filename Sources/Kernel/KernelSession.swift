@@ -67,7 +67,6 @@ public final class KernelSession: @unchecked Sendable {
             let object = try BPFObject(image: image, name: "irqscope")
             object.setAutoload(Set(plan.programs.map(\.description)))
             try object.setMaxEntries(map: "irq_counts", slots * UInt32(cpus))
-            try object.setMaxEntries(map: "first_armed", slots)
             if let bytes = options.ringBufferBytes { try object.setMaxEntries(map: "events", bytes) }
             _ = LibbpfLog.drain()
             let loadStart = clock.now
@@ -79,6 +78,10 @@ public final class KernelSession: @unchecked Sendable {
                 let refused = refusedByVerifier.isEmpty ? LibbpfLog.refusedPrograms(in: log) : refusedByVerifier
                 let detail = refused.min { $0.key < $1.key }.map { " (\($0.key): \($0.value))" } ?? log.last.map { " (libbpf: \($0))" } ?? ""
                 return .refused(refused, error: "cannot load the BPF object: \(errnoName(code))\(detail)")
+            }
+            do throws(KernelError) { try object.store(map: "geometry", irqscope_geometry(slots: slots, cpus: UInt32(cpus))) } catch {
+                object.close()
+                throw error
             }
             let attachStart = clock.now
             defer { attaching += clock.now - attachStart }

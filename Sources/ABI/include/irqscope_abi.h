@@ -210,12 +210,25 @@ struct irqscope_event {
  * over CPUs in user space. */
 struct irqscope_irq_count {
     __u64 interrupts; /* handle_irq_event runs: one per interrupt, however many actions */
+    /* Next to interrupts, so that the common case reads one line (a slot straddles two when
+     * these 16 bytes do: never at this size). Set for every CPU when the irq's vector is
+     * activated; the CPU's next handled interrupt clears it and reports FIRST_IRQ. */
+    __u32 first_armed;
+    __u32 chain_handled; /* scratch: OR of the current chain's earlier actions' return values */
     __u64 unhandled;  /* of those, every action returned IRQ_NONE */
     __u64 chain_seq;     /* scratch: `interrupts` when the current chain's earlier actions ran */
-    __u64 chain_handled; /* scratch: OR of those actions' return values */
     __u64 unhandled_reported; /* unhandled count at the last UNHANDLED event */
     __u64 next_report_ns;     /* no UNHANDLED event before this time: storms are batched */
 };
+
+/* The counts array's shape, for the program that writes every CPU's slot of an irq. */
+struct irqscope_geometry {
+    __u32 slots;
+    __u32 cpus;
+};
+
+/* arm_first's loop bound: CPUs beyond it never report a first interrupt (their counts are whole). */
+#define IRQSCOPE_ARM_CPUS_MAX 1024
 
 /* Slots of the per-CPU "counters" array. */
 enum irqscope_counter {
