@@ -142,8 +142,9 @@ struct Trace: ParsableCommand {
         if let childStatus {
             printError("irqscope: \(command[0]) exited with status \(exitStatus(childStatus))")
         }
+        let unmasks = collector.unmasks
         let code = collector.read { model, lifecycles in
-            output.finish(model: model, lifecycles: lifecycles, unmasks: collector.unmasks, seconds: Double(monotonicNow() - started) / 1e9)
+            output.finish(model: model, lifecycles: lifecycles, unmasks: unmasks, seconds: Double(monotonicNow() - started) / 1e9)
         }
         if pollFailure != nil { throw ExitCode.failure }
         if code != 0 { throw ExitCode(code) }
