@@ -11,6 +11,8 @@ public enum Annotation: Sendable, Equatable {
     case delivery(Delivery)
     case exit(tgid: UInt32)
     case scrape(seq: Int)
+    /// A line of the VMM's own trace (trace --qemu-trace), dated on the kernel's clock.
+    case vmmStep(VMMStep)
     /// The writer stopped cleanly: nothing after it, and nothing missing before it.
     case end
 
@@ -59,6 +61,8 @@ extension Annotation {
             return [("type", "exit"), ("tgid", String(tgid))]
         case .scrape(let seq):
             return [("type", "scrape"), ("seq", String(seq))]
+        case .vmmStep(let s):
+            return [("type", "vmm_step"), ("at", String(s.at)), ("line", s.line.text)]
         case .end:
             return [("type", "end")]
         }
@@ -95,6 +99,10 @@ extension Annotation {
             self = .exit(tgid: try number("tgid", UInt32.self))
         case "scrape":
             self = .scrape(seq: try number("seq", Int.self))
+        case "vmm_step":
+            let text = try need("line")
+            guard let line = QEMUTraceLine(Substring(text)) else { throw AnnotationError("vmm_step annotation: not a trace line: \(text.prefix(40))") }
+            self = .vmmStep(VMMStep(at: try number("at", UInt64.self), line: line))
         case "end":
             self = .end
         case let other:

@@ -8,6 +8,8 @@ public struct Pipeline: Sendable {
     /// Kept only when asked (trace, replay): a long-running exporter must not remember every
     /// vector ever seen.
     public private(set) var lifecycles: Lifecycles?
+    /// The VMM's unmasks against the host's requests (trace, replay): kept with `lifecycles`.
+    public private(set) var unmasks: GuestUnmasks?
     /// Devices whose driver has been looked up: a device without one is not asked again per event.
     private var lookedUp: Set<String> = []
     /// Keep an exited VMM's devices: a summary wants them; metrics drop them as a live exporter does.
@@ -15,6 +17,7 @@ public struct Pipeline: Sendable {
 
     public init(lifecycles: Bool, keepExited: Bool) {
         self.lifecycles = lifecycles ? Lifecycles() : nil
+        unmasks = lifecycles ? GuestUnmasks() : nil
         self.keepExited = keepExited
     }
 
@@ -23,6 +26,16 @@ public struct Pipeline: Sendable {
         public var event: Event
         public var guest: String?
         public var device: String?
+        /// The guest unmask this event completed (a request_irq), or the VMM step's own.
+        public var unmask: GuestUnmasks.Unmask?
+    }
+
+    /// A step of the VMM, named by the device it names.
+    public struct VMMShown: Sendable {
+        public var step: VMMStep
+        public var guest: String?
+        public var device: String?
+        public var unmask: GuestUnmasks.Unmask?
     }
 
     /// What live naming reads from the host (/proc, sysfs); replay has the answers in the
@@ -80,7 +93,8 @@ public struct Pipeline: Sendable {
         let named = model.guestName(of: event)
         model.apply(event)
         lifecycles?.apply(event, device: device)
-        return Step(event: event, guest: named ?? model.guestName(of: event), device: device)
+        let unmask = unmasks?.apply(event)
+        return Step(event: event, guest: named ?? model.guestName(of: event), device: device, unmask: unmask)
     }
 
     public mutating func undecodable() { model.noteUndecodable() }
@@ -128,9 +142,17 @@ public struct Pipeline: Sendable {
             deliver(d.snapshot, irqs: Dictionary(d.live.map { ($0, IRQInfo(name: "")) }, uniquingKeysWith: { a, _ in a }), at: d.at)
         case .exit(let tgid):
             if !keepExited { model.processExited(tgid) }
+        case .vmmStep(let step):
+            _ = apply(step)
         case .meta, .scrape, .end:
             break
         }
+    }
+
+    public mutating func apply(_ step: VMMStep) -> VMMShown {
+        let device = step.line.device
+        let owner = device.flatMap { model.devices.devices[$0]?.owner }
+        return VMMShown(step: step, guest: owner.map(model.guestName(owner:)), device: device, unmask: unmasks?.apply(step))
     }
 
     /// A recording's entry; the step when it is an event.

@@ -118,6 +118,18 @@ final class Collector: Sendable {
         if let a = s.pipeline.look(snapshot, irqs: irqs, at: now?()) { s.record(a) }
     }
 
+    /// A line of the VMM's own trace, applied and recorded in the order it is read; returned to
+    /// be shown (outside the lock, as events are).
+    func apply(_ step: VMMStep) -> Pipeline.VMMShown {
+        state.withLock { s in
+            defer { s.reportRecordingFailure() }
+            s.record(.vmmStep(step))
+            return s.pipeline.apply(step)
+        }
+    }
+
+    var unmasks: GuestUnmasks? { state.withLock { $0.pipeline.unmasks } }
+
     func read<T>(_ body: (HostModel, Lifecycles) -> T) -> T {
         state.withLock { body($0.pipeline.model, $0.pipeline.lifecycles ?? Lifecycles()) }
     }

@@ -32,6 +32,14 @@ struct Replay: ParsableCommand {
         if let pid = trace.pid { follows = { $0 == pid } }
         var output: TraceOutput?
         while let entry = try next(&reader) {
+            if case .annotation(.vmmStep(let s)) = entry {
+                let shown = pipeline.apply(s)
+                if !metrics {
+                    if output == nil { output = TraceOutput(options: trace, start: s.at, color: false, follows: follows) }
+                    output?.show(shown)
+                }
+                continue
+            }
             guard let step = pipeline.play(entry) else { continue }
             last = step.event.timeNs
             if first == nil { first = last }
@@ -57,7 +65,7 @@ struct Replay: ParsableCommand {
         }
         let start = first ?? 0
         let code = (output ?? TraceOutput(options: trace, start: start, color: false, follows: follows))
-            .finish(model: model, lifecycles: pipeline.lifecycles ?? Lifecycles(), seconds: Double(last &- start) / 1e9)
+            .finish(model: model, lifecycles: pipeline.lifecycles ?? Lifecycles(), unmasks: pipeline.unmasks, seconds: Double(last &- start) / 1e9)
         if code != 0 { throw ExitCode(code) }
     }
 

@@ -26,6 +26,10 @@ struct Trace: ParsableCommand {
     @Option(help: ArgumentHelp("Also write the raw event stream to FILE, for 'irqscope replay'.", valueName: "file"))
     var record: String?
 
+    @Flag(name: .customLong("qemu-trace"),
+          help: "With a QEMU command: turn on QEMU's own trace of its VFIO interrupt steps (vfio_msix_vector_do_use, ...) and merge it in, with the latency from a guest's unmask to the host's request_irq.")
+    var qemuTrace = false
+
     @OptionGroup var kernel: KernelOptions
 
     @Argument(parsing: .postTerminator, help: "A command to start and follow (a VMM), after '--'.")
@@ -34,6 +38,8 @@ struct Trace: ParsableCommand {
     func validate() throws {
         if let duration, !(duration > 0 && duration.isFinite) { throw ValidationError("--duration must be a positive number of seconds") }
         if trace.pid != nil && !command.isEmpty { throw ValidationError("--pid and a command exclude each other") }
+        if qemuTrace && command.isEmpty { throw ValidationError("--qemu-trace needs the QEMU command to start, after '--'") }
+        if qemuTrace, QEMUTap.runsQEMU(command), let refusal = QEMUTap.refusal(command) { throw ValidationError(refusal) }
     }
 
     func run() throws {
@@ -42,6 +48,14 @@ struct Trace: ParsableCommand {
         let resolver = ProcessResolver()
         try checkTargets(resolver)
         let executable = try command.first.map(resolveExecutable)
+        var tap: QEMUTap?
+        if qemuTrace {
+            if QEMUTap.runsQEMU(command) {
+                tap = try QEMUTap()
+            } else {
+                printError("irqscope: --qemu-trace: no qemu-system-* in the command: tracing the host's side only")
+            }
+        }
 
         let session = try kernel.openSession()
         for family in session.report.families where !family.available {
@@ -64,8 +78,19 @@ struct Trace: ParsableCommand {
 
         var child: pid_t = 0
         if let executable {
-            child = try spawn(executable, command)
+            child = try spawn(executable, tap?.arguments(command) ?? command)
+            tap?.spawned()
             followed.root = UInt32(child)
+        }
+        func readQEMU(waitingUpTo ms: Int32, last: Bool = false) {
+            guard let tap else { return }
+            for text in tap.read(waitingUpTo: ms, last: last) {
+                guard let step = tap.step(text) else {
+                    printError("\(text)")
+                    continue
+                }
+                output.show(collector.apply(step))
+            }
         }
         let status = isatty(2) != 0 && !trace.json
         let started = monotonicNow()
@@ -89,16 +114,37 @@ struct Trace: ParsableCommand {
                 let line = collector.read { model, _ in TraceStatus(model).line(shown: output.eventsShown) }
                 printError("\r\u{1b}[2K" + line, newline: false)
             }
-            usleep(100_000)
+            if tap != nil {
+                // QEMU's steps shown as they come, next to the host's they cause
+                let until = monotonicNow() + 100_000_000
+                var now = monotonicNow()
+                while now < until && !Interrupted.raised {
+                    readQEMU(waitingUpTo: Int32((until - now) / 1_000_000) + 1)
+                    now = monotonicNow()
+                }
+            } else {
+                usleep(100_000)
+            }
         }
         poll()
+        if let tap {
+            // what QEMU wrote before it exited may still be on its way (through a wrapper's tee)
+            let until = monotonicNow() + 1_000_000_000
+            repeat { readQEMU(waitingUpTo: childStatus != nil ? 100 : 0) } while childStatus != nil && !tap.ended && monotonicNow() < until
+            readQEMU(waitingUpTo: 0, last: true)
+            let moved = (QEMUTap.measure().ns - tap.offset.ns) / 1000
+            if abs(moved) > 1000 {
+                printError("irqscope: --qemu-trace: the wall clock moved \(moved) µs against the monotonic clock during the trace: QEMU's later steps are off by up to that")
+            }
+        }
         collector.stop()
         if status { printError("\r\u{1b}[2K", newline: false) }
         if let childStatus {
             printError("irqscope: \(command[0]) exited with status \(exitStatus(childStatus))")
         }
+        let unmasks = collector.unmasks
         let code = collector.read { model, lifecycles in
-            output.finish(model: model, lifecycles: lifecycles, seconds: Double(monotonicNow() - started) / 1e9)
+            output.finish(model: model, lifecycles: lifecycles, unmasks: unmasks, seconds: Double(monotonicNow() - started) / 1e9)
         }
         if pollFailure != nil { throw ExitCode.failure }
         if code != 0 { throw ExitCode(code) }

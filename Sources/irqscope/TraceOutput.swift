@@ -81,17 +81,26 @@ final class TraceOutput: Sendable {
         guard includes(e, guest: guest, device: step.device, model: model) else { return }
         shown.add(1, ordering: .relaxed)
         if options.json {
-            printOut(EventJSON.object(e, guest: guest, startNs: format.start).text + "\n")
+            printOut(VMMStepJSON.adding(step.unmask, to: EventJSON.object(e, guest: guest, startNs: format.start)).text + "\n")
         } else {
-            printOut(format.line(e, guest: guest, device: step.device) + "\n")
+            printOut(format.line(e, guest: guest, device: step.device) + (step.unmask.map(format.suffix) ?? "") + "\n")
         }
     }
 
+    /// A step of the VMM's own trace; filtered by --device and --guest (it is the followed VMM's).
+    func show(_ s: Pipeline.VMMShown) {
+        if let d = options.device, s.device != d { return }
+        if let g = options.guest, s.guest != g { return }
+        shown.add(1, ordering: .relaxed)
+        printOut((options.json ? VMMStepJSON.object(s, startNs: format.start).text : format.line(s)) + "\n")
+    }
+
     /// Prints the summary; returns the exit status `--fail-on` asks for (0 when none applies).
-    func finish(model: HostModel, lifecycles: Lifecycles, seconds: Double) -> Int32 {
-        let summary = TraceSummary(model: model, lifecycles: lifecycles,
-                                   include: { self.includes(device: $0, model: model) }, seconds: seconds)
-        printOut(options.json ? summary.json().text + "\n" : summary.text(format))
+    func finish(model: HostModel, lifecycles: Lifecycles, unmasks: GuestUnmasks?, seconds: Double) -> Int32 {
+        let include = { self.includes(device: $0, model: model) }
+        let summary = TraceSummary(model: model, lifecycles: lifecycles, include: include, seconds: seconds)
+        let vmm = UnmaskSummary(unmasks ?? GuestUnmasks(), model: model, include: include)
+        printOut(options.json ? vmm.adding(to: summary.json(), startNs: format.start).text + "\n" : summary.text(format) + vmm.text(format))
         return summary.exitStatus(failOn: Set(options.failOn))
     }
 }

@@ -14,5 +14,6 @@ struct RealVMMTests {
         let qemu = String(cell.split(separator: "/").last!.dropFirst("realvmm-".count))
         try LabChecks.realVMM("\(labResults)/\(cell)", qemu: qemu)
         try LabChecks.realVMMPosture("\(labResults)/\(cell)", qemu: qemu)
+        try LabChecks.realVMMUnmasks("\(labResults)/\(cell)")
     }
 }

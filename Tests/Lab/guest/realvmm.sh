@@ -60,13 +60,25 @@ real_vmm() { # real_vmm QEMU_NAME
         -device vfio-pci,host=$dev,rombar=0 \
         -kernel /inner/vmlinuz -initrd /inner/initrd.cpio \
         -append "console=ttyS0 quiet panic=-1 $(cat /vmm/inner-append 2>/dev/null)" \
-        -trace 'vfio_msi*' -trace 'vfio_intx*' -D /results/realvmm.qemu-trace.log
+        -trace 'vfio_msi*' -trace 'vfio_intx*'
     echo "$*" > $R/realvmm.qemu.cmdline
     t1=$(cut -d' ' -f1 /proc/uptime)
-    # QEMU's own output to a log of its own (the trace's stdout is JSON); exec keeps one pid
-    printf '#!/bin/sh\nlog=$1; shift\nexec "$@" > "$log" 2>&1\n' > /tmp/logged
+    # QEMU's own output to a log of its own (the trace's stdout is JSON); exec keeps one pid.
+    # --qemu-trace hands QEMU its log as -D /proc/self/fd/N (a pipe to irqscope): the wrapper puts
+    # a tee on the way, so QEMU's own bytes land in realvmm.qemu-trace.log too, the ground truth
+    # the checks hold irqscope's merged steps against
+    cat > /tmp/logged <<'EOF'
+#!/bin/sh
+log=$1; tracelog=$2; shift 2
+n=; prev=
+for a in "$@"; do [ "$prev" = -D ] && n=${a#/proc/self/fd/}; prev=$a; done
+[ -n "$n" ] || { echo "logged: no -D /proc/self/fd/N in $*" >&2; exit 1; }
+rm -f /tmp/qemu-trace.fifo; mkfifo /tmp/qemu-trace.fifo
+eval "tee $tracelog < /tmp/qemu-trace.fifo >&$n &"
+eval "exec \"\$@\" > \"\$log\" 2>&1 $n> /tmp/qemu-trace.fifo"
+EOF
     chmod 755 /tmp/logged
-    irqscope trace --json --record $R/realvmm.trace.rec -- /tmp/logged $R/realvmm.qemu.log "$@" \
+    irqscope trace --json --record $R/realvmm.trace.rec --qemu-trace -- /tmp/logged $R/realvmm.qemu.log $R/realvmm.qemu-trace.log "$@" \
         > $R/realvmm.trace.json 2> $R/realvmm.trace.err &
     T=$!
     progress "started $q"
