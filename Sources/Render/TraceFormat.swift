@@ -141,7 +141,8 @@ public struct TraceSummary: Sendable {
         return out
     }
 
-    public func text(_ f: TraceFormat) -> String {
+    /// `sections`: more tables (QEMU's unmasks), put before the verdict.
+    public func text(_ f: TraceFormat, sections: String = "") -> String {
         var out = "\nSummary over \(String(format2(seconds))) s\n"
         guard !rows.isEmpty else {
             return out + "  no device's MSI-X vectors changed.\n\n" + verdict
@@ -180,7 +181,7 @@ public struct TraceSummary: Sendable {
             }
             out += columns(v)
         }
-        return out + "\n" + verdict
+        return out + sections + "\n" + verdict
     }
 
     var verdict: String {

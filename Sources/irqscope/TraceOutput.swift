@@ -100,7 +100,7 @@ final class TraceOutput: Sendable {
         let include = { self.includes(device: $0, model: model) }
         let summary = TraceSummary(model: model, lifecycles: lifecycles, include: include, seconds: seconds)
         let vmm = UnmaskSummary(unmasks ?? GuestUnmasks(), model: model, include: include)
-        printOut(options.json ? vmm.adding(to: summary.json(), startNs: format.start).text + "\n" : summary.text(format) + vmm.text(format))
+        printOut(options.json ? vmm.adding(to: summary.json(), startNs: format.start).text + "\n" : summary.text(format, sections: vmm.text(format)))
         return summary.exitStatus(failOn: Set(options.failOn))
     }
 }
