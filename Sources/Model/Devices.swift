@@ -38,7 +38,10 @@ public struct Devices: Sendable {
         public var address: String
         /// The process driving the device's interrupts through VFIO (a VMM); nil for host drivers.
         public var owner: UInt32?
-        public var vectors: [Int: Vector] = [:]
+        /// Changed only through `set`, which keeps `tally`: a device can hold hundreds of vectors,
+        /// and counting them per event put a 1-vCPU lab guest's exporter seconds behind.
+        public fileprivate(set) var vectors: [Int: Vector] = [:]
+        fileprivate var tally = Tally()
         public var msixEnabled = false
         /// Vectors in the MSI-X table the device was last enabled with, plus dynamic adds.
         public var tableSize = 0
@@ -73,15 +76,38 @@ public struct Devices: Sendable {
         var disabledWithLiveVectors = false
         var sizeBeforeDisable = 0
 
-        public var requested: Int { vectors.values.filter(\.requested).count }
-        public var unbacked: Int { vectors.values.filter(\.unbacked).count }
-        public var irtes: Int { vectors.values.filter(\.irte).count }
-        public var posted: Int { vectors.values.filter(\.posted).count }
+        public var requested: Int { tally.requested }
+        public var unbacked: Int { tally.unbacked }
+        public var irtes: Int { tally.irtes }
+        public var posted: Int { tally.posted }
         /// What it holds now.
         public var holdings: Holdings { Holdings(allocated: vectors.count, requested: requested, irtes: irtes, posted: posted) }
         /// The most it held at once, each figure on its own: after a VMM exits, what it holds is
         /// nothing, and what it needed is this.
         public var peak = Holdings()
+
+        fileprivate mutating func set(_ irq: Int, _ v: Vector?) {
+            if let old = vectors[irq] { tally.count(old, -1) }
+            vectors[irq] = v
+            if let v { tally.count(v, 1) }
+        }
+
+        fileprivate mutating func modify(_ irq: Int, _ body: (inout Vector) -> Void) {
+            guard var v = vectors[irq] else { return }
+            body(&v)
+            set(irq, v)
+        }
+    }
+
+    fileprivate struct Tally: Sendable {
+        var requested = 0, unbacked = 0, irtes = 0, posted = 0
+
+        mutating func count(_ v: Vector, _ n: Int) {
+            if v.requested { requested += n }
+            if v.unbacked { unbacked += n }
+            if v.irte { irtes += n }
+            if v.posted { posted += n }
+        }
     }
 
     public struct Holdings: Sendable, Equatable {
@@ -141,7 +167,7 @@ public struct Devices: Sendable {
             for k in 0..<Int(count) {
                 guard let address = irqDevice[irq + k] ?? e.device else { continue }
                 attach(irq + k, to: address)
-                devices[address]!.vectors[irq + k]!.irte = true
+                devices[address]!.modify(irq + k) { $0.irte = true }
             }
         case .irteFree(let count):
             guard let irq = e.irq.map(Int.init) else { return }
@@ -294,21 +320,21 @@ public struct Devices: Sendable {
     }
 
     private mutating func attach(_ irq: Int, to address: String) {
-        if let previous = irqDevice[irq], previous != address { devices[previous]?.vectors[irq] = nil }
+        if let previous = irqDevice[irq], previous != address { devices[previous]?.set(irq, nil) }
         irqDevice[irq] = address
         if devices[address]?.vectors[irq] == nil {
-            devices[address, default: Device(address: address)].vectors[irq] = Vector(irq: irq)
+            devices[address, default: Device(address: address)].set(irq, Vector(irq: irq))
         }
     }
 
     private mutating func detach(_ irq: Int) {
         guard let address = irqDevice.removeValue(forKey: irq) else { return }
-        devices[address]?.vectors[irq] = nil
+        devices[address]?.set(irq, nil)
     }
 
     private mutating func update(_ irq: Int, _ body: (inout Vector) -> Void) {
         guard let address = irqDevice[irq], devices[address]?.vectors[irq] != nil else { return }
-        body(&devices[address]!.vectors[irq]!)
+        devices[address]!.modify(irq, body)
     }
 
     private mutating func modify(_ address: String, _ body: (inout Device) -> Void) {
