@@ -81,6 +81,10 @@ final class Collector: Sendable {
     /// look like a counter reset.
     func scrape(format: ExpositionFormat) throws -> String {
         let start = ContinuousClock.now
+        // what the kernel reported before the scrape is in it: the ring buffer's thread may be
+        // behind (seconds, in a 1-vCPU lab guest after 20,000 events); before the lock, which
+        // the events' delivery takes
+        session.drainEvents()
         return try state.withLock { s in
             defer { s.reportRecordingFailure() }
             try look(&s, at: nil)
