@@ -79,13 +79,15 @@ final class Exporter {
         return ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / ticks
     }
 
-    /// Context switches, voluntary and not, summed over the threads alive now.
-    func contextSwitches() -> Int {
-        listDirectory("/proc/\(pid)/task").reduce(0) { sum, task in
-            sum + (readText("/proc/\(pid)/task/\(task)/status") ?? "").split(separator: "\n").reduce(0) { s, line in
+    /// Context switches, voluntary and not, per thread alive now.
+    func contextSwitches() -> [String: Int] {
+        var out: [String: Int] = [:]
+        for task in listDirectory("/proc/\(pid)/task") {
+            out[task] = (readText("/proc/\(pid)/task/\(task)/status") ?? "").split(separator: "\n").reduce(0) { s, line in
                 line.contains("ctxt_switches:") ? s + (Int(line.split(separator: "\t").last ?? "") ?? 0) : s
             }
         }
+        return out
     }
 
     func threads() -> Int { listDirectory("/proc/\(pid)/task").count }
