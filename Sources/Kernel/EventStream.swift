@@ -3,8 +3,8 @@ import Synchronization
 
 /// Reads the event ring buffer on a thread of its own, which sleeps in poll(2) on the ring's
 /// descriptor and a stop descriptor: no timer, so an idle host wakes irqscope for nothing. The
-/// Swift concurrency pool (one thread per core) must not be parked on it, nor a Dispatch queue:
-/// libdispatch's worker monitor then wakes once a second for as long as the block runs.
+/// Swift concurrency pool (one thread per core) must not be parked on it, nor a Dispatch worker
+/// (a block that never returns holds one of libdispatch's pool for the whole run).
 final class EventStream: Sendable {
     private let object: BPFObject
     /// A pipe: the stream's thread waits on its read end, stop() writes to the other.
