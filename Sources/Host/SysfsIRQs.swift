@@ -19,4 +19,28 @@ public enum SysfsIRQs {
         }
         return out
     }
+
+    /// The last read, kept while nothing says it changed. Reading every irq's actions and every
+    /// device's msi_irqs on each scrape was a fifth of its CPU; the list of /sys/kernel/irq is one
+    /// directory read. An irq allocated or freed (an MSI vector with it) changes that list; a
+    /// handler requested or freed on an irq that stays is a lifecycle event (`generation`).
+    public struct Cache: Sendable {
+        private var live: [String]?
+        private var generation: UInt64 = 0
+        private var irqs: [Int: IRQInfo] = [:]
+        private let root: String
+
+        public init(root: String = "/") { self.root = root.hasSuffix("/") ? root : root + "/" }
+
+        /// `generation`: a count the caller raises on each lifecycle event, taken before calling.
+        public mutating func read(generation: UInt64) -> [Int: IRQInfo] {
+            let now = listDirectory(root + "sys/kernel/irq")
+            if now != live || generation != self.generation {
+                irqs = SysfsIRQs.read(root: root)
+                live = now
+                self.generation = generation
+            }
+            return irqs
+        }
+    }
 }

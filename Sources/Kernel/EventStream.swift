@@ -1,15 +1,15 @@
-import Dispatch
 import Glibc
 import Synchronization
 
 /// Reads the event ring buffer on a thread of its own, which sleeps in poll(2) on the ring's
 /// descriptor and a stop descriptor: no timer, so an idle host wakes irqscope for nothing. The
-/// Swift concurrency pool (one thread per core) must not be parked on it.
+/// Swift concurrency pool (one thread per core) must not be parked on it, nor a Dispatch worker
+/// (a block that never returns holds one of libdispatch's pool for the whole run).
 final class EventStream: Sendable {
     private let object: BPFObject
     /// A pipe: the stream's thread waits on its read end, stop() writes to the other.
     private let stopPipe: (read: Int32, write: Int32)
-    private let finished = DispatchSemaphore(value: 0)
+    private let thread: Mutex<pthread_t?> = Mutex(nil)
     private let failure = Atomic<Int32>(0)
     private let stopped = Atomic<Bool>(false)
 
@@ -29,8 +29,7 @@ final class EventStream: Sendable {
         }
         let stopFD = ends[0]
         let ringFD = object.ringWaitFD()
-        let thread = DispatchQueue(label: "irqscope.events")
-        thread.async { [self] in
+        let run: @Sendable () -> Void = { [self] in
             var fds = [pollfd(fd: ringFD, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
             while true {
                 let n = poll(&fds, 2, -1)
@@ -42,8 +41,27 @@ final class EventStream: Sendable {
                     if consumed < 0 && consumed != -EINTR { failure.store(-consumed, ordering: .relaxed); break }
                 }
             }
-            finished.signal()
         }
+        var id = pthread_t()
+        let box = Unmanaged.passRetained(Box(run)).toOpaque()
+        let rc = pthread_create(&id, nil, { arg in
+            let body = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body
+            body()
+            return nil
+        }, box)
+        guard rc == 0 else {
+            Unmanaged<Box>.fromOpaque(box).release()
+            object.closeRing()
+            Glibc.close(ends[0])
+            Glibc.close(ends[1])
+            throw .errno("cannot start the ring buffer's thread", rc)
+        }
+        thread.withLock { $0 = id }
+    }
+
+    private final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     }
 
     /// Delivers what is already in the ring without waiting.
@@ -53,7 +71,7 @@ final class EventStream: Sendable {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         var byte: UInt8 = 1
         _ = write(stopPipe.write, &byte, 1)
-        finished.wait()
+        if let id = thread.withLock({ $0 }) { pthread_join(id, nil) }
         _ = object.consumeRing()
         object.closeRing()
         Glibc.close(stopPipe.read)

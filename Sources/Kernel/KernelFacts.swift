@@ -116,8 +116,14 @@ extension KernelFacts {
 
         let (trampolines, funcRet) = probeTrampolines(vmlinux)
         let clock = ContinuousClock(), start = clock.now
-        let found = readKallsyms(wanted: functionNames.union(postureSymbols))
-        let kallsymsTime = clock.now - start
+        // /proc/kallsyms takes the kernel 70-90 ms to list: read only for what nothing else
+        // tells, the kprobe fallback's functions where there are kprobes, and VFIO's static
+        // functions where its module is there to have them
+        var wanted = kprobes.ok ? functionNames : []
+        if !has("pci_msix_alloc_irq_at", kind: btfKindFunc, module: nil) { wanted.insert("pci_msix_alloc_irq_at") }
+        if fileExists("/sys/module/vfio_pci_core") { wanted.formUnion(["vfio_msi_alloc_irq", "vfio_irq_ctx_alloc"]) }
+        let found = wanted.isEmpty ? [] : readKallsyms(wanted: wanted)
+        let kallsymsTime = wanted.isEmpty ? nil : clock.now - start
         let symbols = HostPosture.KernelSymbols(
             allocAt: found.contains("pci_msix_alloc_irq_at") || has("pci_msix_alloc_irq_at", kind: btfKindFunc, module: nil),
             vfioHasDynMSIX: btfFor("vfio_pci_core").flatMap { hasMember($0, struct: "vfio_pci_core_device", member: "has_dyn_msix") },
@@ -127,9 +133,6 @@ extension KernelFacts {
                            tracepoints: tracepoints, kallsyms: found.intersection(functionNames), kallsymsTime: kallsymsTime,
                            posture: HostPosture(symbols: symbols, files: .read()))
     }
-
-    /// What tells dynamic MSI-X apart in kallsyms: the PCI core's (6.2) and VFIO's (6.5) functions.
-    static let postureSymbols: Set<String> = ["pci_msix_alloc_irq_at", "vfio_msi_alloc_irq", "vfio_irq_ctx_alloc"]
 
     /// Whether the BTF's struct has the member; nil when the struct is not there at all.
     private static func hasMember(_ btf: OpaquePointer, struct name: String, member: String) -> Bool? {

@@ -149,6 +149,10 @@ func escapeLabel(_ s: String) -> String { escape(s, quote: true) }
 func escapeHelp(_ s: String, _ format: ExpositionFormat) -> String { escape(s, quote: format == .openMetrics) }
 
 func escape(_ s: String, quote: Bool) -> String {
+    // nearly every value has nothing to escape: spared the walk by Character
+    guard s.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\n") || (quote && $0 == UInt8(ascii: "\"")) }) else {
+        return s
+    }
     var out = ""
     for c in s {
         switch c {

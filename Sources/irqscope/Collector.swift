@@ -29,6 +29,12 @@ final class Collector: Sendable {
     private let observer: Observer?
     private let irqs: IRQSeriesFilter
     private let lookup: Pipeline.Lookup
+    /// Looks at the kernel counters, one at a time: two snapshots applied out of order would look
+    /// like a counter reset. Apart from `state`, so that the ring-buffer thread waits only while
+    /// a snapshot is applied, not while it is read, nor while a scrape renders.
+    private let looking = Mutex(SysfsIRQs.Cache())
+    /// Raised by every lifecycle event: irq names and devices are read again from sysfs.
+    private let events = Atomic<UInt64>(0)
 
     /// With an `observer` (trace), per-vector lifecycles are kept too, and exited VMMs' devices.
     init(session: KernelSession, record path: String? = nil, irqs: IRQSeriesFilter = .all, observer: Observer? = nil) throws {
@@ -53,6 +59,7 @@ final class Collector: Sendable {
     func start() throws {
         do {
             try session.startEvents { [self] record in
+                events.add(1, ordering: .relaxed)
                 let event = try? Event(record: record)
                 let bytes = Array(record)
                 let shown: (Pipeline.Step, HostModel)? = state.withLock { s in
@@ -77,49 +84,52 @@ final class Collector: Sendable {
         }
     }
 
-    /// One scrape. Serialised on the state lock: two snapshots applied out of order would
-    /// look like a counter reset.
+    /// One scrape: the model as the kernel's counters leave it, rendered outside every lock.
     func scrape(format: ExpositionFormat) throws -> String {
         let start = ContinuousClock.now
         // what the kernel reported before the scrape is in it: the ring buffer's thread may be
-        // behind (seconds, in a 1-vCPU lab guest after 20,000 events); before the lock, which
+        // behind (seconds, in a 1-vCPU lab guest after 20,000 events); before the locks, which
         // the events' delivery takes
         session.drainEvents()
-        return try state.withLock { s in
-            defer { s.reportRecordingFailure() }
-            try look(&s, at: nil)
+        let model = try look(at: nil) { s in
             for exit in s.pipeline.exits(alive: resolver.alive) { s.record(exit) }
             s.scrapes += 1
             s.record(.scrape(seq: s.scrapes))
             s.recorder?.flush()
-            let elapsed = ContinuousClock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            // read only when counted: a bpf_obj_get_info_by_fd per program is wasted otherwise
-            let costs = bpfStatsEnabled()
-                ? session.programStats() : nil
-            return render(HostMetrics.families(s.pipeline.model, report: session.report, build: build, scrapeSeconds: seconds,
-                                               programCosts: costs, irqs: irqs), format: format)
         }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        // read only when counted: a bpf_obj_get_info_by_fd per program is wasted otherwise
+        let costs = bpfStatsEnabled() ? session.programStats() : nil
+        return render(HostMetrics.families(model, report: session.report, build: build, scrapeSeconds: seconds,
+                                           programCosts: costs, irqs: irqs), format: format)
     }
 
     /// Reads the kernel counters into the model without rendering (trace): vectors whose irq
     /// counted its first interrupt since the last look get that time.
     func poll() throws {
-        try state.withLock { s in
-            defer { s.reportRecordingFailure() }
-            // the time the counts were known by: after the read, which under emulation takes tens
-            // of milliseconds (stamped before it, a look landed before the irq it saw was allocated)
-            try look(&s, at: { monotonicNow() })
-            s.recorder?.flushIfDue()
-        }
+        // the time the counts were known by: after the read, which under emulation takes tens
+        // of milliseconds (stamped before it, a look landed before the irq it saw was allocated)
+        _ = try look(at: { monotonicNow() }) { $0.recorder?.flushIfDue() }
     }
 
-    private func look(_ s: inout State, at now: (() -> UInt64)?) throws {
-        // counting on with lifecycle events missing would look like a quiet host
-        if let failure = session.eventsFailure { throw FatalError(message: failure.message) }
-        let snapshot = try session.readDelivery()
-        let irqs = SysfsIRQs.read()
-        if let a = s.pipeline.look(snapshot, irqs: irqs, at: now?()) { s.record(a) }
+    /// The counters and sysfs are read holding only `looking`; `then` runs under the state lock
+    /// with the snapshot applied. Returns the model as it left it.
+    private func look(at now: (() -> UInt64)?, then: (inout State) -> Void) throws -> HostModel {
+        try looking.withLock { names in
+            // counting on with lifecycle events missing would look like a quiet host
+            if let failure = session.eventsFailure { throw FatalError(message: failure.message) }
+            let generation = events.load(ordering: .relaxed)
+            let snapshot = try session.readDelivery()
+            let irqs = names.read(generation: generation)
+            let at = now?()
+            return state.withLock { s in
+                defer { s.reportRecordingFailure() }
+                if let a = s.pipeline.look(snapshot, irqs: irqs, at: at) { s.record(a) }
+                then(&s)
+                return s.pipeline.model
+            }
+        }
     }
 
     /// A line of the VMM's own trace, applied and recorded in the order it is read; returned to

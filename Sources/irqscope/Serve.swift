@@ -224,6 +224,7 @@ struct Serve: AsyncParsableCommand {
             throw error
         }
         try stopIfInterrupted(logger) { collector.stop() }
+        releaseFreedMemory()
         server.serve(Routes(collector: collector, telemetryPath: telemetryPath,
                             probes: DoctorReport.json(session.report, coreFamily: KernelSession.coreFamily).text + "\n").handle)
         logger.info("serving metrics", metadata: [

@@ -25,4 +25,26 @@ import Testing
         #expect(irqs[12]?.name == "")
         #expect(irqs[35] == nil) // an MSI vector without an irq directory does not exist
     }
+
+    /// Read again when an irq comes or goes, or a lifecycle event says so; kept otherwise.
+    @Test func theCacheRereadsOnANewIRQOrAnEvent() throws {
+        let root = NSTemporaryDirectory() + "irqscope-sysfs-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func write(_ path: String, _ text: String) throws {
+            let full = root + "/" + path
+            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: full, atomically: true, encoding: .utf8)
+        }
+        try write("sys/kernel/irq/36/actions", "virtio1-req.0\n")
+        var cache = SysfsIRQs.Cache(root: root)
+        #expect(cache.read(generation: 0)[36]?.name == "virtio1-req.0")
+        try write("sys/kernel/irq/36/actions", "vfio-msix[0](0000:01:00.0)\n")
+        #expect(cache.read(generation: 0)[36]?.name == "virtio1-req.0", "nothing said irq 36 changed")
+        #expect(cache.read(generation: 1)[36]?.name == "vfio-msix[0](0000:01:00.0)")
+        try write("sys/kernel/irq/37/actions", "nvme0q1\n")
+        try write("sys/bus/pci/devices/0000:00:04.0/msi_irqs/37", "msix\n")
+        #expect(cache.read(generation: 1)[37] == IRQInfo(name: "nvme0q1", device: "0000:00:04.0"))
+        try FileManager.default.removeItem(atPath: root + "/sys/kernel/irq/36")
+        #expect(cache.read(generation: 1)[36] == nil)
+    }
 }

@@ -1,6 +1,7 @@
 /* System calls Swift cannot reach directly (variadic, per-thread, or without a glibc wrapper). */
 #ifndef IRQSCOPE_SYS_H
 #define IRQSCOPE_SYS_H
+#include <malloc.h>
 #include <stdint.h>
 
 /* Capabilities are per thread. Leaves exactly `keep` (a bit mask of CAP_* numbers) in the
