@@ -73,7 +73,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "irqscope-bench",
-            dependencies: ["IrqscopeKernel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["IrqscopeKernel", "IrqscopeHost", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Bench"
         ),
         .target(name: "TestSupport", dependencies: ["IrqscopeABI"], path: "Tests/TestSupport"),

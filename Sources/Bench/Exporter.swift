@@ -1,4 +1,5 @@
 import Glibc
+import IrqscopeHost
 
 /// One exporter process under measurement: started, scraped, read from /proc, stopped.
 final class Exporter {
@@ -73,7 +74,7 @@ final class Exporter {
     /// utime + stime of every thread so far, in seconds.
     func cpuSeconds() -> Double {
         // fields after the command's closing parenthesis: state is 3, utime 14, stime 15
-        guard let stat = readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return 0 }
+        guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return 0 }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         return ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / ticks
@@ -83,7 +84,7 @@ final class Exporter {
     func contextSwitches() -> [String: Int] {
         var out: [String: Int] = [:]
         for task in listDirectory("/proc/\(pid)/task") {
-            out[task] = (readText("/proc/\(pid)/task/\(task)/status") ?? "").split(separator: "\n").reduce(0) { s, line in
+            out[task] = (readFile("/proc/\(pid)/task/\(task)/status") ?? "").split(separator: "\n").reduce(0) { s, line in
                 line.contains("ctxt_switches:") ? s + (Int(line.split(separator: "\t").last ?? "") ?? 0) : s
             }
         }
@@ -94,7 +95,7 @@ final class Exporter {
 
     /// Resident set in bytes.
     func rss() -> Int {
-        let line = (readText("/proc/\(pid)/status") ?? "").split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+        let line = (readFile("/proc/\(pid)/status") ?? "").split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
         let kb = line?.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
         return kb * 1024
     }
@@ -109,31 +110,6 @@ func now() -> Double {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
     return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-}
-
-func readText(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 8192)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { break }
-        out += chunk[0..<n]
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
-func listDirectory(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
 }
 
 /// A port nothing listens on now: the kernel's pick for a socket bound to port 0.

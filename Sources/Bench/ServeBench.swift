@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import IrqscopeHost
 
 /// Serving, side by side with node_exporter's interrupts collector on the same host and in the
 /// same run: every figure as irqscope, node_exporter and their ratio. The machines this runs on
@@ -157,7 +158,7 @@ struct ServeBench: ParsableCommand {
         var status: Int32 = 0
         waitpid(tracer, &status, 0)
         // "100.00    0.001234           2       612        12 total"
-        let total = (readText(out) ?? "").split(separator: "\n").last { $0.hasSuffix(" total") }
+        let total = (readFile(out) ?? "").split(separator: "\n").last { $0.hasSuffix(" total") }
         let fields = total?.split(separator: " ") ?? []
         guard fields.count >= 4, let calls = Double(fields[3]) else { throw BenchError("strace gave no total for \(e.name); see \(out)") }
         return calls / Double(n)

@@ -17,7 +17,8 @@ public enum Annotation: Sendable, Equatable {
     case end
 
     /// The kernel counters at one look, and which irqs existed then. `at` (monotonic ns) is set
-    /// by trace's looks, which date first interrupts; a scrape's look has none.
+    /// by trace's looks (recorded when counts moved); a scrape's look has none. First interrupts
+    /// are the kernel's own events; older recordings dated them by these looks.
     public struct Delivery: Sendable, Equatable {
         public var snapshot: DeliverySnapshot
         public var live: [Int]

@@ -105,8 +105,7 @@ final class Collector: Sendable {
                                            programCosts: costs, irqs: irqs), format: format)
     }
 
-    /// Reads the kernel counters into the model without rendering (trace): vectors whose irq
-    /// counted its first interrupt since the last look get that time.
+    /// Reads the kernel counters into the model without rendering (trace).
     func poll() throws {
         // the time the counts were known by: after the read, which under emulation takes tens
         // of milliseconds (stamped before it, a look landed before the irq it saw was allocated)

@@ -66,13 +66,8 @@ import TestSupport
     }
 
     @Test func hostFilesAreReadFromSysfs() throws {
-        let root = NSTemporaryDirectory() + "irqscope-posture-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        func write(_ path: String, _ text: String) throws {
-            let full = root + "/" + path
-            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try text.write(toFile: full, atomically: true, encoding: .utf8)
-        }
+        let tree = FakeTree("posture"), root = tree.root
+        let write = tree.write
         try write("proc/interrupts", Self.intelIRQs)
         try write("proc/cmdline", "intel_iommu=on\n")
         try write("sys/class/iommu/ivhd0/amd-iommu/features", "25bf732fa2295afe:0\n")

@@ -2,16 +2,12 @@ import Foundation
 import IrqscopeDecode
 import IrqscopeHost
 import Testing
+import TestSupport
 
 @Suite struct SysfsIRQsTests {
     @Test func namesAndDevicesFromAFabricatedTree() throws {
-        let root = NSTemporaryDirectory() + "irqscope-sysfs-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        func write(_ path: String, _ text: String) throws {
-            let full = root + "/" + path
-            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try text.write(toFile: full, atomically: true, encoding: .utf8)
-        }
+        let tree = FakeTree("sysfs"), root = tree.root
+        let write = tree.write
         try write("sys/kernel/irq/36/actions", "virtio1-req.0\n")
         try write("sys/kernel/irq/36/chip_name", "PCI-MSIX-0000:00:02.0\n")
         try write("sys/kernel/irq/11/actions", "uhci_hcd:usb1,ehci_hcd:usb2\n")
@@ -28,13 +24,8 @@ import Testing
 
     /// Read again when an irq comes or goes, or a lifecycle event says so; kept otherwise.
     @Test func theCacheRereadsOnANewIRQOrAnEvent() throws {
-        let root = NSTemporaryDirectory() + "irqscope-sysfs-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        func write(_ path: String, _ text: String) throws {
-            let full = root + "/" + path
-            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try text.write(toFile: full, atomically: true, encoding: .utf8)
-        }
+        let tree = FakeTree("sysfs"), root = tree.root
+        let write = tree.write
         try write("sys/kernel/irq/36/actions", "virtio1-req.0\n")
         var cache = SysfsIRQs.Cache(root: root)
         #expect(cache.read(generation: 0)[36]?.name == "virtio1-req.0")
