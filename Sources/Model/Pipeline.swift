@@ -49,7 +49,7 @@ public struct Pipeline: Sendable {
         public var identify: @Sendable (_ tgid: UInt32, _ comm: String) -> ProcessIdentity
 
         public init(driver: @escaping @Sendable (String) -> String?, intx: @escaping @Sendable (String) -> Int?,
-                    lineActions: @escaping @Sendable (Int) -> String = { _ in "" },
+                    lineActions: @escaping @Sendable (Int) -> String,
                     holdsVFIO: @escaping @Sendable (UInt32) -> Bool,
                     identify: @escaping @Sendable (UInt32, String) -> ProcessIdentity) {
             self.driver = driver
