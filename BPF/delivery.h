@@ -86,6 +86,26 @@ static __always_inline void arm_first(u32 irq)
     }
 }
 
+/* free_irq's return: the irq's handled interrupts so far, summed over CPUs, for the free event
+ * (IRQSCOPE_FREE_IRQ_COUNTED set), or 0 when the irq is untracked. No handler of it runs any
+ * more: the sum is final for the device that held it. */
+static __always_inline u64 counted_so_far(u32 irq)
+{
+    u32 zero = 0;
+    struct irqscope_geometry *g = bpf_map_lookup_elem(&geometry, &zero);
+    if (!g || irq >= g->slots)
+        return 0;
+    u32 slots = g->slots, cpus = g->cpus;
+    u64 sum = 0;
+    for (u32 cpu = 0; cpu < IRQSCOPE_ARM_CPUS_MAX && cpu < cpus; cpu++) {
+        u32 key = cpu * slots + irq;
+        struct irqscope_irq_count *c = bpf_map_lookup_elem(&irq_counts, &key);
+        if (c)
+            sum += c->interrupts;
+    }
+    return IRQSCOPE_FREE_IRQ_COUNTED | sum;
+}
+
 /* Everything but the common case: an action that is not the chain's last (a shared line), or
  * a last action that returned IRQ_NONE. Out of line, so that the common case stays a few
  * instructions: the cost per interrupt grows with the code run (docs/architecture.md).

@@ -26,6 +26,7 @@ HOOK_RETURN(request_threaded_irq, IRQSCOPE_SRC_REQUEST_THREADED_IRQ, on_request_
 /* free_irq(irq, dev_id) returns the devname it was requested with. */
 static __always_inline int on_free_irq(const u64 *a, u64 ret)
 {
-    return emit_irq_request(IRQSCOPE_EV_FREE_IRQ, IRQSCOPE_SRC_FREE_IRQ, (u32)a[0], 0, (const char *)ret, 0);
+    return emit_irq_request(IRQSCOPE_EV_FREE_IRQ, IRQSCOPE_SRC_FREE_IRQ, (u32)a[0], counted_so_far((u32)a[0]),
+                            (const char *)ret, 0);
 }
 HOOK_RETURN(free_irq, IRQSCOPE_SRC_FREE_IRQ, on_free_irq)

@@ -74,7 +74,9 @@ extension Event {
         case IRQSCOPE_EV_REQUEST_IRQ.rawValue:
             return .requestIRQ(name: cString(u.irq_request.name), flags: u.irq_request.flags)
         case IRQSCOPE_EV_FREE_IRQ.rawValue:
-            return .freeIRQ(name: cString(u.irq_request.name))
+            let f = u.irq_request.flags
+            return .freeIRQ(name: cString(u.irq_request.name),
+                            interrupts: f & IRQSCOPE_FREE_IRQ_COUNTED != 0 ? f & ~IRQSCOPE_FREE_IRQ_COUNTED : nil)
         case IRQSCOPE_EV_VFIO_SET_IRQS.rawValue:
             let v = u.vfio
             return .vfioSetIRQs(VFIOSetIRQs(flags: v.flags, index: v.index, start: v.start, count: v.count))

@@ -63,4 +63,16 @@ public struct DeliveryCounters: Sendable {
         lastKernel = kernel
         return deltas
     }
+
+    /// An irq freed with `interrupts` handled since attach (the kernel's sum as it was freed):
+    /// takes in what it handled since the last update, which the next update, no longer finding
+    /// the irq, would lose. Returns that delta.
+    public mutating func settle(irq: Int, interrupts: UInt64) -> UInt64 {
+        let before = lastKernel[irq] ?? IRQCount(interrupts: 0, unhandled: 0)
+        guard interrupts > before.interrupts else { return 0 }
+        let delta = interrupts - before.interrupts
+        lastKernel[irq] = IRQCount(interrupts: interrupts, unhandled: before.unhandled)
+        if let labels = current[irq] { series[labels]?.interrupts &+= delta }
+        return delta
+    }
 }

@@ -20,6 +20,9 @@ public struct HostModel: Sendable {
 
     public mutating func apply(_ event: Event) {
         eventsReceived += 1
+        if case .freeIRQ(_, let total?) = event.kind, let irq = event.irq.map(Int.init) {
+            devices.credit(delivered: [irq: delivery.settle(irq: irq, interrupts: total)])
+        }
         vectors.apply(event)
         devices.apply(event)
         // a device a VMM sets up is its guest's from the first step, not from its first request_irq

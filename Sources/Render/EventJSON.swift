@@ -63,8 +63,8 @@ public enum EventJSON {
              ("guest_vector", .uint(UInt64(gvec))), ("set", .bool(set))]
         case .requestIRQ(let name, let flags):
             [("name", .string(name)), ("flags", .uint(flags))]
-        case .freeIRQ(let name):
-            [("name", .string(name))]
+        case .freeIRQ(let name, let interrupts):
+            [("name", .string(name))] + (interrupts.map { [("interrupts_since_attach", JSON.uint($0))] } ?? [])
         case .vfioSetIRQs(let s):
             [("index", .string(["intx", "msi", "msix", "err", "req", "none"][safe: Int(s.index)] ?? String(s.index))),
              ("action", .string(s.actionName)),

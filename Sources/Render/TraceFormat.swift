@@ -59,7 +59,7 @@ public struct TraceFormat: Sendable {
             detail = "KVM posted interrupt \(set ? "on" : "off"): host \(irq), gsi \(gsi), guest vector \(gvec)" + (vcpu.map { ", vCPU \($0)" } ?? "")
         case .requestIRQ(let name, _):
             detail = "\(irq) \(name)" + (e.result == 0 ? "" : " \(failed(e.result))")
-        case .freeIRQ(let name):
+        case .freeIRQ(let name, _):
             detail = "\(irq) \(name) freed"
         case .vfioSetIRQs(let s):
             let failure = e.result == 0 ? "" : " \(failed(e.result))" + (s.harmlessFailure(errno: Errno.of(result: e.result)).map { " (harmless: \($0))" } ?? "")

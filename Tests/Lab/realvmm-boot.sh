@@ -124,11 +124,12 @@ realvmm_vmlinux() {
     return 1
 }
 
-# realvmm_inner DIR: the inner guest: Debian's 6.12 kernel from the lab's cache (as an ELF with a
-# PVH entry point when it has one, else the bzImage) and a busybox initramfs with e1000e and
-# Tests/Lab/guest/inner-init; writes DIR/vmlinuz and DIR/initrd.cpio
+# realvmm_inner DIR VMM: the inner guest: Debian's 6.12 kernel from the lab's cache (as an ELF with a
+# PVH entry point when it has one, else the bzImage) and a busybox initramfs with e1000e,
+# Tests/Lab/guest/inner-init, and for its raising run vfio-pci and the lab's VMM program VMM;
+# writes DIR/vmlinuz and DIR/initrd.cpio
 realvmm_inner() {
-    local dir=$1 line root version
+    local dir=$1 vmm=$2 line root version
     line=$("$realvmm_here/kernels.sh" 6.12 | awk '$1 == "6.12"' | tail -1)
     [ -n "$line" ] || { echo "lab: no 6.12 kernel for the inner guest" >&2; return 1; }
     read -r _ _ version root _ <<< "$line"
@@ -141,11 +142,16 @@ realvmm_inner() {
     mkdir -p "$w"/{bin,proc,sys,dev,modules}
     cp /bin/busybox "$w/bin/busybox"
     for applet in $("$w/bin/busybox" --list); do [ "$applet" = busybox ] || ln -sf busybox "$w/bin/$applet"; done
-    modprobe -d "$root" -S "$version" --show-depends e1000e | awk '$1 == "insmod" {print $2}' | while read -r ko; do
-        name=$(basename "$ko" .xz)
-        case "$ko" in *.xz) xz -dc "$ko" > "$w/modules/$name" ;; *) cp "$ko" "$w/modules/$name" ;; esac
-        echo "$name" >> "$w/modules/order"
+    local module order
+    for module in e1000e:order vfio-pci:vfio-order vfio_iommu_type1:vfio-order; do
+        order=${module#*:}
+        modprobe -d "$root" -S "$version" --show-depends "${module%:*}" | awk '$1 == "insmod" {print $2}' | while read -r ko; do
+            name=$(basename "$ko" .xz)
+            case "$ko" in *.xz) xz -dc "$ko" > "$w/modules/$name" ;; *) cp "$ko" "$w/modules/$name" ;; esac
+            grep -qx "$name" "$w/modules/$order" 2>/dev/null || echo "$name" >> "$w/modules/$order"
+        done
     done
+    cp "$vmm" "$w/bin/vmm"
     install -m 755 "$realvmm_here/guest/inner-init" "$w/init"
     (cd "$w" && find . | cpio -o -H newc --quiet) > "$dir/initrd.cpio"
     rm -rf "$w"
@@ -164,6 +170,7 @@ realvmm_boot() {
         -smp "$REALVMM_OUTER_SMP" -m "$REALVMM_OUTER_MEM" -nographic -no-reboot -nodefaults -serial stdio \
         -device intel-iommu,intremap=on,caching-mode=on \
         -device e1000e,netdev=n0,addr=0x5,romfile= -netdev user,id=n0,restrict=on,net=192.0.2.0/24 \
+        -device e1000e,netdev=n1,addr=0xd,romfile= -netdev user,id=n1,restrict=on \
         -kernel "$vmlinuz" -initrd "$initrd" \
         -append "console=ttyS0 quiet panic=-1 intel_iommu=on no_timer_check ${IRQSCOPE_LAB_APPEND:-} lab.scenario=realvmm" \
         < /dev/null > "$dir/console.log" 2>&1 || echo "lab: qemu exited $? ($kernel/realvmm-$q)" >> "$dir/console.log"
@@ -197,7 +204,7 @@ realvmm_boots() { # realvmm_boots KERNEL_SHORT KERNEL_ROOT VERSION VMLINUZ
     cache=${cache:-${IRQSCOPE_LAB_CACHE:-/var/cache/irqscope-lab}}
     local w=${work:-$(mktemp -d)}
     [ -x "$w/vmm" ] || gcc -O2 -Wall -Werror -static "$realvmm_here/vmm.c" -o "$w/vmm"
-    [ -f "$w/realvmm-inner/initrd.cpio" ] || realvmm_inner "$w/realvmm-inner" || return 1
+    [ -f "$w/realvmm-inner/initrd.cpio" ] || realvmm_inner "$w/realvmm-inner" "$w/vmm" || return 1
     for q in $vmms; do
         local payload extra="$w/realvmm-extra-$q" initrd="$w/initramfs-$short-realvmm-$q.cpio"
         payload=$(realvmm_payload "$q") || { echo "lab: $short realvmm-$q: no payload" >&2; continue; }

@@ -19,11 +19,19 @@
  *               resize, and keep the window open 20 ms so that the line's response is seen inside it
  *               (a TCG lab guest on a busy host delivered it 5 ms late: then it fell into the
  *               next window, and one firing cannot prove two windows)
+ * --raise-while-growing R (e1000e, dynamic MSI-X) R rounds of: vector 0 in use, then vectors
+ *               1..N-1 added one by one while a second thread keeps raising interrupts on vector 0,
+ *               one at a time, each waited for up to 100 ms. Run in a guest whose VMM grows its
+ *               host vector table by disabling MSI-X (QEMU < 8.2), the device raises some of them
+ *               while MSI-X is off on the host: what the guest itself then counts is the truth
+ *               irqscope's lost-interrupt figures are held against
  *
  * One line per step on stdout, "key=value" fields, for the lab's checks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -179,10 +187,90 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* the raiser of --raise-while-growing: one interrupt in flight at a time, so that none merges with
+ * another in the guest's APIC and every one is counted as received, late or missing */
+static struct {
+    int fd;
+    volatile int active, stop;
+    uint64_t raised, received, timeouts, late;
+    double max_latency;
+} raiser = {.fd = -1};
+
+#define RAISE_WAIT_MS 100
+#define RAISE_LATE_S 0.010
+
+static void *raise_loop(void *unused)
+{
+    (void)unused;
+    while (!raiser.stop) {
+        if (!raiser.active) { usleep(1000); continue; }
+        double t0 = now();
+        reg_write(E1000_ICS, E1000_CAUSE(0));
+        raiser.raised++;
+        struct pollfd p = {.fd = raiser.fd, .events = POLLIN};
+        if (poll(&p, 1, RAISE_WAIT_MS) == 1) {
+            double latency = now() - t0;
+            raiser.received += drain(raiser.fd);
+            if (latency > raiser.max_latency) raiser.max_latency = latency;
+            if (latency > RAISE_LATE_S) raiser.late++;
+        } else {
+            raiser.timeouts++;
+        }
+        usleep(500);
+    }
+    return NULL;
+}
+
+/* --raise-while-growing: a guest driver that enables vector 0, starts using it, then requests its
+ * other vectors; each request unmasks a vector the VMM has not yet allocated on the host */
+static void raise_while_growing(int rounds, int want)
+{
+    const unsigned trigger = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    const unsigned disable = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+    int32_t fds[5];
+    pthread_t thread;
+    if (want > 5) want = 5;
+    if (pthread_create(&thread, NULL, raise_loop, NULL)) die("pthread_create");
+    for (int r = 0; r < rounds; r++) {
+        uint64_t raised0 = raiser.raised, received0 = raiser.received, timeouts0 = raiser.timeouts;
+        int32_t none = -1;
+        int ret = set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trigger, 0, 1, &none);
+        for (int k = 0; k < want; k++) fds[k] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        ret = ret ? ret : set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trigger, 0, 1, &fds[0]);
+        if (ret) { printf("failure round=%d vector=0 errno=%d\n", r, -ret); break; }
+        raiser.fd = fds[0];
+        raiser.active = 1;
+        usleep(100000);
+        int added = 0;
+        for (int k = 1; k < want; k++) {
+            if (set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trigger, k, 1, &fds[k]) == 0) added++;
+            usleep(50000);
+        }
+        usleep(200000);
+        raiser.active = 0;
+        usleep(2 * RAISE_WAIT_MS * 1000);
+        uint64_t late_arrivals = drain(fds[0]);
+        raiser.received += late_arrivals;
+        printf("round index=%d added=%d raised=%llu received=%llu timeouts=%llu\n", r, added,
+               (unsigned long long)(raiser.raised - raised0), (unsigned long long)(raiser.received - received0),
+               (unsigned long long)(raiser.timeouts - timeouts0));
+        set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, disable, 0, 0, NULL);
+        for (int k = 0; k < want; k++) close(fds[k]);
+        (void)reg_read(E1000_ICR);
+    }
+    raiser.stop = 1;
+    pthread_join(thread, NULL);
+    printf("raised raised=%llu received=%llu missing=%llu timeouts=%llu late=%llu max_latency_ms=%.3f\n",
+           (unsigned long long)raiser.raised, (unsigned long long)raiser.received,
+           (unsigned long long)(raiser.raised - raiser.received), (unsigned long long)raiser.timeouts,
+           (unsigned long long)raiser.late, raiser.max_latency * 1e3);
+}
+
 int main(int argc, char **argv)
 {
     const char *bdf = NULL, *name = "";
     int bind = 0, want = -1, max_failures = 1, hold = 0, batches = 0, raise = 0, raise_windows = 0, always_reenable = 0;
+    int grow_rounds = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-name") && i + 1 < argc) name = argv[++i];
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) bdf = argv[++i];
@@ -194,6 +282,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--raise") && i + 1 < argc) raise = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--raise-in-windows")) raise_windows = 1;
         else if (!strcmp(argv[i], "--always-reenable")) always_reenable = 1;
+        else if (!strcmp(argv[i], "--raise-while-growing") && i + 1 < argc) grow_rounds = atoi(argv[++i]);
         else { fprintf(stderr, "vmm: unknown argument %s\n", argv[i]); return 64; }
     }
     if (!bdf) { fprintf(stderr, "vmm: --device BDF is required\n"); return 64; }
@@ -208,6 +297,13 @@ int main(int argc, char **argv)
     if (want < 0 || want > (int)msix.count) want = msix.count;
     printf("info pid=%d name=%s device=%s msix_count=%u noresize=%d intx=%u vectors=%d\n",
            getpid(), name, bdf, msix.count, noresize, intx.count, want);
+
+    if (grow_rounds) {
+        if (noresize) { fprintf(stderr, "vmm: --raise-while-growing needs dynamic MSI-X (this kernel says NORESIZE)\n"); return 64; }
+        e1000e_setup();
+        raise_while_growing(grow_rounds, want);
+        return 0;
+    }
 
     /* realize: INTx with an eventfd, as QEMU does for a device with an INTx pin */
     int intx_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -138,7 +138,7 @@ public enum LabChecks {
             case .irteAlloc(let count, _) where e.result == 0: for k in 0..<Int32(count) { irte.insert(e.irq! + k) }
             case .irteFree(let count): for k in 0..<Int32(count) { irte.remove(e.irq! + k) }
             case .requestIRQ(let name, _) where name.hasPrefix("vfio-msix") && e.result == 0: requested.insert(e.irq!)
-            case .freeIRQ(let name) where name.hasPrefix("vfio-msix"): requested.remove(e.irq!)
+            case .freeIRQ(let name, _) where name.hasPrefix("vfio-msix"): requested.remove(e.irq!)
             default: break
             }
         }

@@ -16,4 +16,11 @@ struct RealVMMTests {
         try LabChecks.realVMMPosture("\(labResults)/\(cell)", qemu: qemu)
         try LabChecks.realVMMUnmasks("\(labResults)/\(cell)")
     }
+
+    /// Issue 12 §1: the inner guest's NIC raising while QEMU grows its vector table, what the
+    /// guest counts against what irqscope claims.
+    @Test(arguments: realVMMCells) func guestRaisingWhileQEMUGrowsItsTable(cell: String) throws {
+        let qemu = String(cell.split(separator: "/").last!.dropFirst("realvmm-".count))
+        print("lab \(cell): " + (try LabChecks.realVMMRaise("\(labResults)/\(cell)", qemu: qemu)))
+    }
 }

@@ -23,6 +23,17 @@ import IrqscopeModel
         #expect(d.series[.init(irq: 50, name: "nvme0q1", device: "0000:00:05.0")]?.interrupts == 30)
     }
 
+    @Test func settlingAFreedIrqTakesInOnlyWhatCameSinceTheLastUpdate() {
+        var d = DeliveryCounters()
+        let nic = [40: IRQInfo(name: "eth0-rx", device: "0000:00:04.0")]
+        d.update(kernel: [40: count(100)], irqs: nic)
+        #expect(d.settle(irq: 40, interrupts: 130) == 30)
+        #expect(d.settle(irq: 40, interrupts: 130) == 0, "settled twice")
+        #expect(d.series[.init(irq: 40, name: "eth0-rx", device: "0000:00:04.0")]?.interrupts == 130)
+        // the next update no longer lists it (gone) and sees the same kernel total: nothing more
+        #expect(d.update(kernel: [40: count(130)], irqs: [:]).values.reduce(0, +) == 0)
+    }
+
     @Test func freedIrqLeavesNoStaleSeries() {
         var d = DeliveryCounters()
         d.update(kernel: [60: count(5)], irqs: [60: IRQInfo(name: "x"), 61: IRQInfo(name: "y")])

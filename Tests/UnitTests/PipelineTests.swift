@@ -44,7 +44,7 @@ import TestSupport
          event(.msixEnable(minVectors: 1, maxVectors: 1, flags: 0), tgid: 5, device: disk, at: 13),
          event(.requestIRQ(name: "nvme0q0", flags: 0), tgid: 5, device: disk, irq: 41, at: 14),
          event(.vectorConfig(vector: 0x28, cpu: 0, apicDestination: 0), tgid: 5, device: nil, irq: 40, at: 15),
-         event(.freeIRQ(name: "vfio-msix[0](\(nic))"), tgid: 100, device: nic, irq: 40, at: 16),
+         event(.freeIRQ(name: "vfio-msix[0](\(nic))", interrupts: nil), tgid: 100, device: nic, irq: 40, at: 16),
          event(.msixDisable, tgid: 100, device: nic, at: 17),
          event(.irqFree(count: 1), tgid: 100, device: nic, irq: 40, at: 18)]
     }

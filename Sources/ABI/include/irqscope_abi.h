@@ -136,9 +136,14 @@ struct irqscope_pi_update { /* PI_UPDATE */
 };
 
 struct irqscope_irq_request { /* REQUEST_IRQ, FREE_IRQ */
+    /* REQUEST_IRQ: its irqflags. FREE_IRQ: IRQSCOPE_FREE_IRQ_COUNTED | the irq's handled
+     * interrupts since attach, summed over CPUs, as free_irq returns: an irq freed between two
+     * scrapes is gone at the second, and its last interrupts with it (0 in recordings made
+     * before, and for an untracked irq) */
     __u64 flags;
     char name[IRQSCOPE_IRQ_NAME_LEN];
 };
+#define IRQSCOPE_FREE_IRQ_COUNTED (1ULL << 63)
 
 struct irqscope_vfio_set_irqs { /* VFIO_SET_IRQS */
     __u32 flags;       /* VFIO_IRQ_SET_* */

@@ -8,6 +8,10 @@
 
 REALVMM_DEVICE=0000:00:05.0
 REALVMM_GUEST=inner
+# an e1000e on the line of REALVMM_DEVICE's INTx pin (slots 5 and 13 share PIRQF on q35), driven by
+# the lab kernel's e1000e in INTx mode for the raising run: what the NIC raises while QEMU has
+# MSI-X off then meets a handler that says IRQ_NONE, evidence the host can count
+REALVMM_SPARE=0000:00:0d.0
 
 # progress on the lab guest's console (the host's console.log), besides the scenario log
 progress() { echo "realvmm: $* (uptime $(cut -d' ' -f1 /proc/uptime))" | tee -a $R/realvmm.progress > /dev/console; }
@@ -32,7 +36,7 @@ real_vmm() { # real_vmm QEMU_NAME
     echo vfio-pci > /sys/bus/pci/devices/$dev/driver_override
     load vfio-pci
     [ "$(basename "$(readlink /sys/bus/pci/devices/$dev/driver)")" = vfio-pci ] || { log "$dev not bound to vfio-pci"; return 1; }
-    for d in dev proc sys tmp results; do mkdir -p $root/$d; mount --bind /$d $root/$d; done
+    vmm_root_mount $root
     mkfifo /tmp/inner.in /tmp/inner.out
     (cat /tmp/inner.out | tee $R/realvmm.console | grep -E "^inner|Kernel panic|Oops|BUG:|double fault|Power down" > /dev/console) &
     CAT=$!
@@ -112,9 +116,68 @@ EOF
     stop_irqscope realvmm
     exec 3>&-
     kill $CAT 2>/dev/null
-    for d in results tmp sys proc dev; do umount $root/$d; done
+    vmm_root_umount $root
     echo "setup=$t0 qemu_start=$t1 inner_init=$t2 inner_truth=$t3 qemu_exit=$t4" > $R/realvmm.timings
     # (read whole before appending: awk reading the file it appends to never ends)
     since=$(awk -v s=$t1 '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[2] != "-" && kv[1] != "setup" && kv[1] != "qemu_start") printf "%s_after_qemu_start=%.1f ", kv[1], kv[2] - s } }' $R/realvmm.timings)
     echo "$since" >> $R/realvmm.timings
+}
+
+vmm_root_mount() { for d in dev proc sys tmp results; do mkdir -p $1/$d; mount --bind /$d $1/$d; done; }
+vmm_root_umount() { for d in results tmp sys proc dev; do umount $1/$d; done; }
+
+# Issue 12: the same QEMU boots the inner kernel again, now with a vIOMMU (so that the inner guest
+# can run vfio-pci itself) and two vCPUs: the lab's VMM program in the inner guest keeps the NIC
+# raising interrupts on vector 0 while it adds vectors 1-4 (Tests/Lab/vmm.c --raise-while-growing).
+# Each add unmasks a vector QEMU has not allocated on this host yet: QEMU < 8.2 disables MSI-X and
+# enables it again, and what the NIC raises meanwhile is lost. The inner guest counts what it
+# raised and what arrived; irqscope serves its view of the same run.
+real_vmm_raise() { # real_vmm_raise QEMU_NAME
+    q=$1
+    root=/vmm/root
+    dev=$REALVMM_DEVICE
+    g=raiser
+    [ -e /sys/bus/pci/devices/$REALVMM_SPARE ] || { log "no $REALVMM_SPARE to share $dev's line"; return 1; }
+    load e1000e IntMode=0
+    netdev_up $REALVMM_SPARE
+    sleep 1
+    line=$(cat /sys/bus/pci/devices/$dev/irq)
+    echo "line=$line shared_with=$REALVMM_SPARE actions=$(cat /sys/kernel/irq/$line/actions 2>/dev/null) $(tr '\n' ' ' < /proc/irq/$line/spurious)" > $R/realvmm-raise.line-before
+    vmm_root_mount $root
+    mkfifo /tmp/raise.in /tmp/raise.out
+    (cat /tmp/raise.out | tee $R/realvmm-raise.console | grep -E "^inner|Kernel panic|Oops|BUG:|double fault|Power down" > /dev/console) &
+    CAT=$!
+    exec 4<>/tmp/raise.in
+    start_irqscope realvmm-raise || return 1
+    accel=$(cat /vmm/inner-accel 2>/dev/null || echo tcg)
+    [ "$accel" = kvm ] && load kvm_amd
+    set -- chroot $root /usr/bin/qemu-system-x86_64 -name guest=$g -machine q35,kernel-irqchip=split -accel $accel \
+        -cpu "$(cat /vmm/inner-cpu 2>/dev/null || echo max)" -m 512 -smp 2 -nodefaults -display none -no-reboot -monitor none \
+        -serial pipe:/tmp/raise -pidfile /tmp/qemu-raise.pid \
+        -device intel-iommu,intremap=on,caching-mode=on -device vfio-pci,host=$dev,rombar=0 \
+        -kernel /inner/vmlinuz -initrd /inner/initrd.cpio \
+        -append "console=ttyS0 quiet panic=-1 intel_iommu=on inner.raise $(cat /vmm/inner-append 2>/dev/null)" \
+        -trace 'vfio_msi*' -trace 'vfio_intx*' -D /results/realvmm-raise.qemu-trace.log
+    echo "$*" > $R/realvmm-raise.qemu.cmdline
+    "$@" > $R/realvmm-raise.qemu.log 2>&1 &
+    Q=$!
+    progress "raising run: started $q"
+    wait_line /tmp/qemu-raise.pid . 120 && cp /tmp/qemu-raise.pid $R/realvmm-raise.qemu.pid
+    if wait_line $R/realvmm-raise.console inner-raise-done 900 $Q; then
+        sleep 1
+        echo "line=$line $(tr '\n' ' ' < /proc/irq/$line/spurious)" > $R/realvmm-raise.line
+        scrape realvmm-raise.metrics
+    else
+        log "the raising run printed no result"; tail -20 $R/realvmm-raise.console
+    fi
+    echo go >&4
+    n=300; while [ $n -gt 0 ] && kill -0 $Q 2>/dev/null; do sleep 1; n=$((n - 1)); done
+    kill -0 $Q 2>/dev/null && { log "QEMU still running: killing it"; kill $Q; }
+    wait $Q
+    echo "exit=$?" >> $R/realvmm-raise.qemu.log
+    progress "raising run: QEMU exited"
+    stop_irqscope realvmm-raise
+    exec 4>&-
+    kill $CAT 2>/dev/null
+    vmm_root_umount $root
 }

@@ -244,7 +244,7 @@ for scenario in $(echo "$1" | tr ',' ' '); do
     unshared) unshared ;;
     trace) trace_vmm ;;
     exhaustion) exhaustion ;;
-    realvmm) real_vmm "$(cat /vmm/NAME)" ;;
+    realvmm) real_vmm "$(cat /vmm/NAME)"; real_vmm_raise "$(cat /vmm/NAME)" ;;
     *) log "unknown scenario $scenario" ;;
     esac
     echo "$scenario start=$start end=$(cut -d' ' -f1 /proc/uptime)" >> $R/timings
