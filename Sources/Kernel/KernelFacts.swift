@@ -91,9 +91,15 @@ extension KernelFacts {
             moduleBTF[module] = loaded
             return loaded
         }
+        let names = Set(hooks.map { hook in
+            if case .tracepoint = hook.kind { return "btf_trace_\(hook.name)" } else { return hook.name }
+        } + ["pci_msix_alloc_irq_at", trampolineTarget])
+        var indexes: [String: BTFIndex] = [:]
         func has(_ name: String, kind: UInt32, module: String?) -> Bool {
             guard let b = btfFor(module) else { return false }
-            return btf__find_by_name_kind(b, name, kind) > 0
+            let key = module.flatMap { isBuiltin($0) ? nil : $0 } ?? "vmlinux"
+            if indexes[key] == nil { indexes[key] = BTFIndex(b, names: names) }
+            return indexes[key]!.id(name, kind: kind) != nil
         }
 
         var btfFunctions = Set<String>(), btfTracepoints = Set<String>(), tracepoints = Set<String>()
@@ -114,7 +120,8 @@ extension KernelFacts {
             }
         }
 
-        let (trampolines, funcRet) = probeTrampolines(vmlinux)
+        if let vmlinux, indexes["vmlinux"] == nil { indexes["vmlinux"] = BTFIndex(vmlinux, names: names) }
+        let (trampolines, funcRet) = probeTrampolines(indexes["vmlinux"].map { $0.id(trampolineTarget, kind: btfKindFunc) })
         let clock = ContinuousClock(), start = clock.now
         // /proc/kallsyms takes the kernel 70-90 ms to list: read only for what nothing else
         // tells, the kprobe fallback's functions where there are kprobes, and VFIO's static
@@ -153,14 +160,14 @@ extension KernelFacts {
     /// fentry/fexit need BPF trampolines; some kernels refuse them even to root. The only
     /// reliable test is to load one: an empty fentry program on a function that exists. Where
     /// that works, an fexit program calling bpf_get_func_ret tells whether the helper exists.
-    private static func probeTrampolines(_ vmlinux: OpaquePointer?) -> (Availability, funcRet: Availability) {
-        guard let vmlinux else {
+    /// `targetID`: nil without kernel BTF, .some(nil) when the target is not in it.
+    private static func probeTrampolines(_ targetID: Int32??) -> (Availability, funcRet: Availability) {
+        guard let targetID else {
             let no = Availability.unavailable(short: "no kernel BTF", detail: "BPF trampolines need kernel BTF")
             return (no, no)
         }
-        let target = "request_threaded_irq"
-        let id = btf__find_by_name_kind(vmlinux, target, btfKindFunc)
-        guard id > 0 else {
+        let target = trampolineTarget
+        guard let id = targetID else {
             let no = Availability.unavailable(short: "cannot be probed", detail: "cannot probe: \(target) not in kernel BTF")
             return (no, no)
         }
@@ -251,6 +258,8 @@ extension KernelFacts {
 }
 
 // include/uapi/linux/btf.h; the macros import ambiguously (the enum and its #define).
+/// The function the trampoline test attaches an empty fentry program to.
+private let trampolineTarget = "request_threaded_irq"
 private let btfKindStruct: UInt32 = 4
 private let btfKindTypedef: UInt32 = 8
 private let btfKindFunc: UInt32 = 12
