@@ -49,7 +49,7 @@ let package = Package(
         .target(
             name: "IrqscopeServer",
             dependencies: [
-                "CCrypt", "CZlib", "IrqscopeDecode",
+                "CCrypt", "CSys", "CZlib", "IrqscopeDecode",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -230,7 +230,7 @@ struct Serve: AsyncParsableCommand {
         logger.info("serving metrics", metadata: [
             "listen": "\(server.boundAddresses.joined(separator: ","))", "path": "\(telemetryPath)",
             "tls": "\(web.tls != nil)", "basic_auth": "\(web.auth != nil)"])
-        return Running(collector: collector, server: server, logger: logger)
+        return Running(collector: collector, server: server, logger: logger, jobsLoop: ConcurrencyOnEventLoop.install())
     }
 
     /// A SIGTERM or SIGINT during start-up: what is set up so far is undone (programs detached,
@@ -246,6 +246,8 @@ struct Serve: AsyncParsableCommand {
         let collector: Collector
         let server: HTTPServer
         let logger: Logger
+        /// Where Swift concurrency's jobs run (ConcurrencyOnEventLoop); nil: libdispatch's workers.
+        let jobsLoop: (any EventLoop)?
 
         func run() async throws {
             defer {
@@ -255,14 +257,15 @@ struct Serve: AsyncParsableCommand {
             let group = ServiceGroup(configuration: .init(
                 services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             // ServiceGroup ignores the signals and listens itself from its start; one that reached
-            // start-up's handler in between is passed on. Two looks, not a poll.
-            let passOn = Task {
-                for delay in [100, 1000] {
-                    guard (try? await Task.sleep(for: .milliseconds(delay))) != nil else { return }
-                    if Interrupted.raised { return await group.triggerGracefulShutdown() }
-                }
+            // start-up's handler in between is passed on. Two looks, not a poll; on the jobs'
+            // event loop where there is one (Task.sleep would wake libdispatch's workers)
+            let passOn = { @Sendable in if Interrupted.raised { Task { await group.triggerGracefulShutdown() } } }
+            var looks: [Scheduled<Void>] = []
+            for delay in [100, 1000] {
+                if let jobsLoop { looks.append(jobsLoop.scheduleTask(in: .milliseconds(Int64(delay)), passOn)) }
+                else { Task { try? await Task.sleep(for: .milliseconds(delay)); passOn() } }
             }
-            defer { passOn.cancel() }
+            defer { for look in looks { look.cancel() } }
             try await group.run()
         }
     }

@@ -26,4 +26,10 @@ uint64_t irqscope_effective_capabilities(void);
  * (key 0). Kernels before 6.5 refuse every bpf() call without CAP_BPF when unprivileged BPF is
  * disabled. Runs the attempt on a throw-away thread. Returns 0 when it may, or -errno. */
 int irqscope_unprivileged_map_read(int map_fd, uint32_t value_size);
+
+/* Swift concurrency's hook for jobs on the global executor (the runtime's own variable). NIO
+ * finds it with dlsym, which sees no symbol of a statically linked Swift runtime: linking
+ * reaches it either way. */
+extern void *swift_task_enqueueGlobal_hook;
+static inline void **irqscope_enqueue_global_hook(void) { return &swift_task_enqueueGlobal_hook; }
 #endif
