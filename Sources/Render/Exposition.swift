@@ -96,8 +96,15 @@ extension Substring {
 }
 
 public func render(_ families: [MetricFamily], format: ExpositionFormat) -> String {
-    var out = ""
-    out.reserveCapacity(families.reduce(0) { $0 + $1.samples.count * 96 })
+    String(decoding: renderBytes(families, format: format), as: UTF8.self)
+}
+
+/// The exposition as the bytes that go out. Written byte by byte rather than through `String`,
+/// whose appends were a fifth of a scrape's CPU.
+public func renderBytes(_ families: [MetricFamily], format: ExpositionFormat) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(families.reduce(0) { $0 + $1.samples.count * 96 + $1.help.utf8.count + 64 })
+    func put(_ s: String) { out.append(contentsOf: s.utf8) }
     for family in families {
         let sampleName: String
         switch family.kind {
@@ -116,23 +123,41 @@ public func render(_ families: [MetricFamily], format: ExpositionFormat) -> Stri
             typeName = family.kind.rawValue
             headerName = family.name
         }
-        out += "# HELP \(headerName) \(escapeHelp(family.help, format))\n"
-        out += "# TYPE \(headerName) \(typeName)\n"
-        for s in family.samples {
-            out += sampleName + s.suffix
-            if !s.labels.isEmpty {
-                out += "{"
-                for (i, (k, v)) in s.labels.enumerated() {
-                    if i > 0 { out += "," }
-                    out += k + "=\"" + escapeLabel(v) + "\""
+        put("# HELP "); put(headerName); out.append(UInt8(ascii: " "))
+        putEscaped(family.help, quote: format == .openMetrics, into: &out)
+        put("\n# TYPE "); put(headerName); out.append(UInt8(ascii: " ")); put(typeName); out.append(UInt8(ascii: "\n"))
+        for sample in family.samples {
+            put(sampleName); put(sample.suffix)
+            if !sample.labels.isEmpty {
+                out.append(UInt8(ascii: "{"))
+                for (i, (k, v)) in sample.labels.enumerated() {
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    put(k); out.append(UInt8(ascii: "=")); out.append(UInt8(ascii: "\""))
+                    putEscaped(v, quote: true, into: &out)
+                    out.append(UInt8(ascii: "\""))
                 }
-                out += "}"
+                out.append(UInt8(ascii: "}"))
             }
-            out += " " + formatValue(s.value) + "\n"
+            out.append(UInt8(ascii: " "))
+            putValue(sample.value, into: &out)
+            out.append(UInt8(ascii: "\n"))
         }
     }
-    if format == .openMetrics { out += "# EOF\n" }
+    if format == .openMetrics { put("# EOF\n") }
     return out
+}
+
+/// formatValue's text, integers written digit by digit (nearly every value is one).
+private func putValue(_ v: Double, into out: inout [UInt8]) {
+    guard v == v.rounded(), abs(v) < 1e15 else { return out.append(contentsOf: formatValue(v).utf8) }
+    var n = Int64(v)
+    if n < 0 { out.append(UInt8(ascii: "-")); n = -n }
+    let start = out.count
+    repeat {
+        out.append(UInt8(ascii: "0") + UInt8(n % 10))
+        n /= 10
+    } while n > 0
+    out[start...].reverse()
 }
 
 func formatValue(_ v: Double) -> String {
@@ -145,22 +170,17 @@ func formatValue(_ v: Double) -> String {
 /// Label values escape backslash, quote and newline. HELP text does the same in OpenMetrics
 /// (its escaped-string has no bare quote), and leaves quotes alone in text 0.0.4, where `\"`
 /// would be read as a backslash and a quote.
-func escapeLabel(_ s: String) -> String { escape(s, quote: true) }
-func escapeHelp(_ s: String, _ format: ExpositionFormat) -> String { escape(s, quote: format == .openMetrics) }
-
-func escape(_ s: String, quote: Bool) -> String {
-    // nearly every value has nothing to escape: spared the walk by Character
+private func putEscaped(_ s: String, quote: Bool, into out: inout [UInt8]) {
+    // nearly every value has nothing to escape: copied whole
     guard s.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\n") || (quote && $0 == UInt8(ascii: "\"")) }) else {
-        return s
+        return out.append(contentsOf: s.utf8)
     }
-    var out = ""
-    for c in s {
-        switch c {
-        case "\\": out += "\\\\"
-        case "\"" where quote: out += "\\\""
-        case "\n": out += "\\n"
-        default: out.append(c)
+    for b in s.utf8 {
+        switch b {
+        case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+        case UInt8(ascii: "\"") where quote: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+        case UInt8(ascii: "\n"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+        default: out.append(b)
         }
     }
-    return out
 }

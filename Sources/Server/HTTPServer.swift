@@ -33,9 +33,13 @@ public struct HTTPResponse: Sendable {
     var isEncoded = false
 
     public init(status: Int, contentType: String, body: String) {
+        self.init(status: status, contentType: contentType, bytes: Array(body.utf8))
+    }
+
+    public init(status: Int, contentType: String, bytes: [UInt8]) {
         self.status = status
         self.contentType = contentType
-        self.body = Array(body.utf8)
+        self.body = bytes
     }
 
     static func text(_ status: Int, _ body: String) -> HTTPResponse {

@@ -85,7 +85,7 @@ final class Collector: Sendable {
     }
 
     /// One scrape: the model as the kernel's counters leave it, rendered outside every lock.
-    func scrape(format: ExpositionFormat) throws -> String {
+    func scrape(format: ExpositionFormat) throws -> [UInt8] {
         let start = ContinuousClock.now
         // what the kernel reported before the scrape is in it: the ring buffer's thread may be
         // behind (seconds, in a 1-vCPU lab guest after 20,000 events); before the locks, which
@@ -101,7 +101,7 @@ final class Collector: Sendable {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         // read only when counted: a bpf_obj_get_info_by_fd per program is wasted otherwise
         let costs = bpfStatsEnabled() ? session.programStats() : nil
-        return render(HostMetrics.families(model, report: session.report, build: build, scrapeSeconds: seconds,
+        return renderBytes(HostMetrics.families(model, report: session.report, build: build, scrapeSeconds: seconds,
                                            programCosts: costs, irqs: irqs), format: format)
     }
 

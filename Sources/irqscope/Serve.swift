@@ -332,7 +332,7 @@ struct Routes: Sendable {
         case telemetryPath:
             let format = ExpositionFormat.negotiate(accept: request.header("Accept"))
             do {
-                return HTTPResponse(status: 200, contentType: format.contentType, body: try collector.scrape(format: format))
+                return HTTPResponse(status: 200, contentType: format.contentType, bytes: try collector.scrape(format: format))
             } catch {
                 return HTTPResponse(status: 500, contentType: "text/plain; charset=utf-8", body: "scrape failed: \(error)\n")
             }
