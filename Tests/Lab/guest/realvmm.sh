@@ -154,7 +154,7 @@ real_vmm_raise() { # real_vmm_raise QEMU_NAME
     set -- chroot $root /usr/bin/qemu-system-x86_64 -name guest=$g -machine q35,kernel-irqchip=split -accel $accel \
         -cpu "$(cat /vmm/inner-cpu 2>/dev/null || echo max)" -m 512 -smp 2 -nodefaults -display none -no-reboot -monitor none \
         -serial pipe:/tmp/raise -pidfile /tmp/qemu-raise.pid \
-        -device intel-iommu,intremap=on,caching-mode=on -device vfio-pci,host=$dev,rombar=0 \
+        -device intel-iommu,intremap=on,caching-mode=on,aw-bits=39 -device vfio-pci,host=$dev,rombar=0 \
         -kernel /inner/vmlinuz -initrd /inner/initrd.cpio \
         -append "console=ttyS0 quiet panic=-1 intel_iommu=on inner.raise $(cat /vmm/inner-append 2>/dev/null)" \
         -trace 'vfio_msi*' -trace 'vfio_intx*' -D /results/realvmm-raise.qemu-trace.log
