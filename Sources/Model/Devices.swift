@@ -244,7 +244,15 @@ public struct Devices: Sendable {
                 d.tableSize = 0
             }
         case .vfioSetIRQs(let s):
-            guard let address = e.device, s.index == VFIOSetIRQs.indexMSIX || s.index == VFIOSetIRQs.indexMSI else { return }
+            guard let address = e.device else { return }
+            if s.index == VFIOSetIRQs.indexINTx, s.isEventfdTrigger, s.count > 0, e.result == 0 {
+                // The VMM gave the guest INTx while MSI-X was off: the guest turned MSI-X off
+                // itself (QEMU's vfio_msix_disable ends with vfio_intx_enable), so none of its
+                // MSI-X vectors was live, and the line's interrupts now have a handler that takes
+                // them for the guest. Not a window; a resize never does this.
+                if devices[address]?.disabledAt != nil { devices[address]!.disabledWithLiveVectors = false }
+            }
+            guard s.index == VFIOSetIRQs.indexMSIX || s.index == VFIOSetIRQs.indexMSI else { return }
             devices[address, default: Device(address: address)].owner = e.tgid
         case .unhandled(let count):
             guard let irq = e.irq.map(Int.init) else { return }

@@ -119,6 +119,27 @@ import IrqscopeModel
         #expect(device.vectors.count == n && device.requested == n && device.irtes == n)
     }
 
+    /// Seen with QEMU 7.2 and 10 in the real-guest lab: a guest that turns MSI-X off itself gets
+    /// INTx from the VMM (vfio_msix_disable ends with vfio_intx_enable) before MSI-X comes back.
+    /// Its vectors were not live: no window, and no blind one on an unwatched line either.
+    @Test mutating func aGuestTurningMSIXOffItselfOpensNoWindow() {
+        var d = Devices()
+        d.note(line: 22, of: dev)
+        d.note(lineWatched: false, of: dev)
+        for ev in enable(2, base: 40) { d.apply(ev) }
+        d.apply(request(40, 0)); d.apply(request(41, 1))
+        for ev in disableAll([40, 41], allocated: [40, 41]) { d.apply(ev) }
+        d.apply(e(.vfioSetIRQs(VFIOSetIRQs(flags: 0x24, index: 0, start: 0, count: 1)), device: dev))
+        for ev in enable(1, base: 40) { d.apply(ev) }
+        #expect(d.devices[dev]!.windows.count == 0 && d.devices[dev]!.blindWindows == 0)
+        // a resize by the VMM, INTx untouched, is one
+        d.apply(request(40, 0))
+        for ev in disableAll([40], allocated: [40]) { d.apply(ev) }
+        for ev in enable(2, base: 40) { d.apply(ev) }
+        #expect(d.devices[dev]!.windows.count == 1 && d.devices[dev]!.blindWindows == 1)
+        #expect(d.devices[dev]!.grows[.reenable] == 1)
+    }
+
     /// Loss proven per window, never per refire: evidence is the device's line firing unhandled
     /// inside the window, or within 10 ms after it closes (under emulation, 1.9 ms late was seen
     /// in the 6.1 lab); later, or after a window already proven, it proves nothing more.

@@ -129,6 +129,8 @@ vmm_root_umount() { for d in results tmp sys proc dev; do umount $1/$d; done; }
 # Issue 12: the same QEMU boots the inner kernel again, now with a vIOMMU (so that the inner guest
 # can run vfio-pci itself) and two vCPUs: the lab's VMM program in the inner guest keeps the NIC
 # raising interrupts on vector 0 while it adds vectors 1-4 (Tests/Lab/vmm.c --raise-while-growing).
+# The vIOMMU has the lab guest's 39 address bits (QEMU 10 defaults to 48, then refuses the device:
+# "aw-bits 48 > host aw-bits 39").
 # Each add unmasks a vector QEMU has not allocated on this host yet: QEMU < 8.2 disables MSI-X and
 # enables it again, and what the NIC raises meanwhile is lost. The inner guest counts what it
 # raised and what arrived; irqscope serves its view of the same run.
