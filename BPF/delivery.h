@@ -152,13 +152,18 @@ static __always_inline int count_interrupt(u32 irq, struct irqaction *next, int 
         return count_interrupt((u32)ctx[0], BPF_CORE_READ(action, next), (int)ctx[2], slots); \
     }
 
+IRQ_DELIVERY(32)
+IRQ_DELIVERY(64)
+IRQ_DELIVERY(128)
+IRQ_DELIVERY(256)
+IRQ_DELIVERY(512)
 IRQ_DELIVERY(1024)
 IRQ_DELIVERY(2048)
 IRQ_DELIVERY(4096)
 IRQ_DELIVERY(8192)
 IRQ_DELIVERY(16384)
 IRQ_DELIVERY(32768)
-_Static_assert(IRQSCOPE_IRQ_SLOTS_MIN == 1024 && IRQSCOPE_IRQ_SLOTS_MAX == 32768,
+_Static_assert(IRQSCOPE_IRQ_SLOTS_MIN == 32 && IRQSCOPE_IRQ_SLOTS_MAX == 32768,
                "one IRQ_DELIVERY per power of two between the two");
 
 /* An interrupt on a vector with no handler: 0xef is the "shutdown" vector MSI entries are

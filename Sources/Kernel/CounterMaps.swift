@@ -2,6 +2,7 @@ import CLibbpf
 import Glibc
 import IrqscopeABI
 import IrqscopeDecode
+import IrqscopeHost
 
 extension KernelSession {
     /// Interrupt counts since attach, summed over CPUs: the per-interrupt array read in place
@@ -9,18 +10,23 @@ extension KernelSession {
     /// are plain syscalls, safe beside the event thread.
     public func readDelivery() throws(KernelError) -> DeliverySnapshot {
         var snapshot = DeliverySnapshot()
-        let slots = Int(maps.irqSlots), cpus = Int(maps.cpus)
+        let slots = Int(maps.irqSlots)
         let stride = MemoryLayout<irqscope_irq_count>.stride
+        let (cpus, probe) = summedCPUs.forRead(online: readFile("/sys/devices/system/cpu/online").flatMap(parseCPUList))
         func sum(_ raw: UnsafeRawBufferPointer) {
-            for irq in 0..<slots {
-                var total = IRQCount(interrupts: 0, unhandled: 0)
-                for cpu in 0..<cpus {
+            // slice by slice: each CPU's slots are contiguous
+            var totals = [IRQCount](repeating: IRQCount(interrupts: 0, unhandled: 0), count: slots)
+            for cpu in cpus {
+                var counted = false
+                for irq in 0..<slots {
                     let c = raw.loadUnaligned(fromByteOffset: (cpu * slots + irq) * stride, as: irqscope_irq_count.self)
-                    total.interrupts &+= c.interrupts
-                    total.unhandled &+= c.unhandled
+                    totals[irq].interrupts &+= c.interrupts
+                    totals[irq].unhandled &+= c.unhandled
+                    counted = counted || c.interrupts > 0
                 }
-                if total.interrupts > 0 { snapshot.irqs[irq] = total }
+                if cpu == probe && counted { summedCPUs.keep(cpu) }
             }
+            for (irq, total) in totals.enumerated() where total.interrupts > 0 { snapshot.irqs[irq] = total }
         }
         if counts?.read(sum) == nil {
             let copy = try readArray(fd: maps.irqCounts, entries: maps.irqSlots * maps.cpus, valueSize: stride, cpus: 1)
