@@ -26,8 +26,10 @@ struct {
     __type(value, struct irqscope_geometry);
 } geometry SEC(".maps");
 
+/* Not per CPU: spurious interrupts are rare enough for an atomic add, and a per-CPU array is
+ * a value per vector and possible CPU that every scrape copies (512 KiB at 256 CPUs). */
 struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, IRQSCOPE_SPURIOUS_VECTORS);
     __type(key, u32);
     __type(value, u64);
@@ -173,7 +175,7 @@ static __always_inline int on_spurious(u64 *ctx)
     u32 vector = (u32)ctx[0] & 0xff;
     u64 *c = bpf_map_lookup_elem(&spurious_counts, &vector);
     if (c)
-        (*c)++;
+        __sync_fetch_and_add(c, 1);
     return 0;
 }
 TRACEPOINT(spurious_apic_entry, on_spurious)

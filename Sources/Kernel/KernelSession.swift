@@ -121,7 +121,7 @@ public final class KernelSession: @unchecked Sendable {
         self.maps = Maps(irqCounts: irqCounts, irqSlots: slots, cpus: UInt32(cpus), spurious: spurious,
                          counters: counters, events: events)
         summedCPUs = SummedCPUs(possible: Int(cpus))
-        counts = CountsMapping(fd: irqCounts, bytes: Int(slots) * Int(cpus) * MemoryLayout<irqscope_irq_count>.stride)
+        counts = CountsMapping(fd: irqCounts, sliceBytes: Int(slots) * MemoryLayout<irqscope_irq_count>.stride, cpus: Int(cpus))
         self.report = ProbeReport(families: outcome.plan.families, kernel: [
             .init(name: "kernel", value: facts.release),
             .init(name: "BTF", value: facts.btf.detail),
