@@ -8,7 +8,7 @@ DEBIAN_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool prometheus curl util
 	debootstrap binutils prometheus-node-exporter strace
 LAB_RESULTS ?= .lab/results
 # 'make lab' filters, empty for everything: KERNELS="6.1 7.3" (5.10 6.1 6.12 6.18 7.x), SCENARIOS="main guests"
-# (boots: main guests kprobe exhaustion), VMMS (the real-VMM cells, Tests/Lab/realvmm-boot.sh: all, none or
+# (boots: main guests kprobe exhaustion scale; scale on 6.1 only), VMMS (the real-VMM cells, Tests/Lab/realvmm-boot.sh: all, none or
 # QEMU names such as qemu7.2; empty: all, or none when SCENARIOS names boots)
 KERNELS ?=
 SCENARIOS ?=
