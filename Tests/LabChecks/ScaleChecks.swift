@@ -42,6 +42,14 @@ extension LabChecks {
         let countsBytes = Double(counts?["memlock"] ?? "") ?? 0
         #expect(countsBytes >= Double(slots * 256 * 48), "irq_counts: \(countsBytes) bytes for \(slots) slots x 256 CPUs x 48")
 
+        // capped at 1024 slots, the kernel charges an eighth for the counts
+        let capped = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/scale-capped.doctor.json"))) as? [String: Any] ?? [:]
+        let cappedFact = (capped["kernel"] as? [String: Any])?["irq slots"] as? String ?? ""
+        #expect(cappedFact == "1024 (irqs above 1023 are counted as untracked); capped by --bpf.max-irq-slots (the host's irqs would take \(slots))", "\(cappedFact)")
+        let cappedCounts = Double((capped["bpf_map_bytes"] as? [String: Int])?["irq_counts"] ?? 0)
+        #expect(abs(cappedCounts * Double(slots / 1024) - countsBytes) <= Double(slots / 1024) * 65536,
+                "irq_counts: \(cappedCounts) bytes at 1024 slots, \(countsBytes) at \(slots)")
+
         // series sane: valid, every counting irq named, none untracked
         try promtoolPassed(dir + "/scale.metrics.promtool")
         try promtoolPassed(dir + "/scale-after.metrics.promtool")
@@ -51,7 +59,11 @@ extension LabChecks {
         }
         let scrapes = try String(contentsOfFile: dir + "/scale.scrapes", encoding: .utf8)
         #expect(scrapes.hasSuffix("exit=0\n"), "irqscope-bench scrapes: \(scrapes)")
-        return "irqs=\(irqs) possible=\(kernel["possible"] ?? "?") slots=\(slots) BPF maps \(Int(total)) bytes (irq_counts \(Int(countsBytes)))\n" + scrapes
+        let status = { (name: String) in
+            ((try? String(contentsOfFile: dir + "/scale.\(name).status", encoding: .utf8)) ?? "").split(separator: "\n").first { $0.hasPrefix("VmRSS") }.map { String($0.split(separator: "\t").last ?? "") } ?? "?"
+        }
+        return "irqs=\(irqs) possible=\(kernel["possible"] ?? "?") slots=\(slots) BPF maps \(Int(total)) bytes (irq_counts \(Int(countsBytes)); \(Int(cappedCounts)) at 1024 slots)"
+            + " RSS irqscope \(status("irqscope")) node_exporter \(status("node_exporter"))\n" + scrapes
     }
 
     /// A file of key=value lines.
