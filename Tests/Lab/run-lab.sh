@@ -39,9 +39,6 @@ trap 'rm -rf "$work"' EXIT
 lab_start=$SECONDS
 
 gcc -O2 -Wall -Werror -static "$here/vmm.c" -o "$work/vmm"
-# laid over every normal boot's initramfs
-mkdir -p "$work/overlay/bin"
-gcc -O2 -Wall -Werror -static "$here/msix-alloc.c" -o "$work/overlay/bin/msix-alloc"
 
 # The boots, each NAME:SMP:SCENARIOS[:KERNELS]. A boot runs on every kernel unless KERNELS
 # (comma-separated short names) limits it: the scenarios' expectations follow what each kernel
@@ -122,29 +119,40 @@ lab_boot() {
 # selected LIST WORD: WORD is in the space-separated LIST, or LIST is empty
 selected() { [ -z "$1" ] || [[ " $1 " == *" $2 "* ]]; }
 
-# with_libs BINARY: BINARY into the overlay's bin, with the shared libraries it needs
+# The scale boot's tools, laid over its own initramfs (40 MB that the other boots need not
+# unpack): with_libs BINARY puts BINARY and the shared libraries it needs there.
 with_libs() {
-    install -m 755 "$1" "$work/overlay/bin/"
+    install -m 755 "$1" "$work/overlay-scale/bin/"
     for lib in $(ldd "$1" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
-        mkdir -p "$work/overlay$(dirname "$lib")"
-        cp -L "$lib" "$work/overlay$lib"
+        mkdir -p "$work/overlay-scale$(dirname "$lib")"
+        cp -L "$lib" "$work/overlay-scale$lib"
     done
 }
-if selected "$boots_wanted" scale && [[ " $all_boots " == *" scale:"* ]]; then
+scale_kernels=-
+for spec in $all_boots; do
+    IFS=: read -r name _ _ only <<< "$spec"
+    [ "$name" = scale ] && selected "$boots_wanted" scale && scale_kernels=${only//,/ }
+done
+if [ "$scale_kernels" != - ]; then
     bench=${IRQSCOPE_BENCH_BIN:-$(dirname "$irqscope")/irqscope-bench}
     [ -x "$bench" ] || { echo "lab: the scale boot needs irqscope-bench (release build) at $bench: set IRQSCOPE_BENCH_BIN" >&2; exit 1; }
+    mkdir -p "$work/overlay-scale/bin"
+    gcc -O2 -Wall -Werror -static "$here/msix-alloc.c" -o "$work/overlay-scale/bin/msix-alloc"
     for tool in /usr/bin/prometheus-node-exporter "$(command -v bpftool)"; do
         [ -x "$tool" ] || { echo "lab: the scale boot needs $tool (apt-get install prometheus-node-exporter bpftool)" >&2; exit 1; }
         with_libs "$tool"
     done
     with_libs "$bench"
-    strip "$work/overlay/bin/irqscope-bench"
+    strip "$work/overlay-scale/bin/irqscope-bench"
 fi
 
 # shellcheck disable=SC2086
 "$here/kernels.sh" $kernels > "$work/kernels"
 while read -r short package version root vmlinuz; do
-    "$here/initramfs.sh" "$root" "$version" "$work/initramfs-$short.cpio" "$irqscope" "$work/vmm" "$work/overlay"
+    "$here/initramfs.sh" "$root" "$version" "$work/initramfs-$short.cpio" "$irqscope" "$work/vmm"
+    if [ "$scale_kernels" != - ] && selected "$scale_kernels" "$short"; then
+        "$here/initramfs.sh" "$root" "$version" "$work/initramfs-$short-scale.cpio" "$irqscope" "$work/vmm" "$work/overlay-scale"
+    fi
     echo "lab: $short is $package"
 done < "$work/kernels"
 
@@ -156,7 +164,9 @@ for spec in $all_boots; do
     selected "$boots_wanted" "$name" || continue
     while read -r short package version root vmlinuz; do
         selected "${only//,/ }" "$short" || continue
-        echo "$short $version $vmlinuz $work/initramfs-$short.cpio $name $smp $scenarios" >> "$work/queue"
+        initrd=$work/initramfs-$short.cpio
+        [ "$name" = scale ] && initrd=$work/initramfs-$short-scale.cpio
+        echo "$short $version $vmlinuz $initrd $name $smp $scenarios" >> "$work/queue"
     done < "$work/kernels"
 done
 # shellcheck source=realvmm-boot.sh
