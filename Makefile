@@ -55,7 +55,7 @@ fixtures:
 	rm -rf Tests/Fixtures/lab
 	cd $(LAB_RESULTS) && find . -type f \( -name '*.rec' -o -name '*.truth' -o -name '*.vmm.log' -o -name '*.metrics' \
 		-o -name '*.promtool' -o -name '*.doctor.json' -o -name '*.cli-doctor.json' -o -name timings -o -name '*.line' -o -name 'guests.*.log' -o -name 'unshared.*.log' -o -name '*.serve.log' \
-		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' -o -name iommu -o -name kernel -o -name 'realvmm*' \) \
+		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' -o -name iommu -o -name kernel -o -name 'realvmm*' -o -name 'scale*' \) \
 		-exec install -D -m 644 {} $(CURDIR)/Tests/Fixtures/lab/{} \;
 	gzip -9 Tests/Fixtures/lab/*/*/*.rec Tests/Fixtures/lab/*/*/*.kvm-trace
 

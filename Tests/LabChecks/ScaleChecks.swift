@@ -57,6 +57,7 @@ extension LabChecks {
         for s in live.values("irqscope_interrupts_total") {
             #expect(Int(s.labels["irq"] ?? "") ?? Int.max <= highest && !(s.labels["name"] ?? "").isEmpty, "\(s.labels)")
         }
+        try replayMatchesLive(dir, name: "scale", scrapes: ["scale.metrics", "scale-after.metrics"])
         let scrapes = try String(contentsOfFile: dir + "/scale.scrapes", encoding: .utf8)
         #expect(scrapes.hasSuffix("exit=0\n"), "irqscope-bench scrapes: \(scrapes)")
         let status = { (name: String) in
