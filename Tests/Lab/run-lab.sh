@@ -163,7 +163,10 @@ for spec in $all_boots; do
     IFS=: read -r name smp scenarios only <<< "$spec"
     selected "$boots_wanted" "$name" || continue
     while read -r short package version root vmlinuz; do
-        selected "${only//,/ }" "$short" || continue
+        if ! selected "${only//,/ }" "$short"; then
+            [ -z "$boots_wanted" ] || echo "lab: $name runs on ${only//,/ } only, not on $short" >&2
+            continue
+        fi
         initrd=$work/initramfs-$short.cpio
         [ "$name" = scale ] && initrd=$work/initramfs-$short-scale.cpio
         echo "$short $version $vmlinuz $initrd $name $smp $scenarios" >> "$work/queue"
