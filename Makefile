@@ -8,7 +8,7 @@ DEBIAN_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool prometheus curl util
 	debootstrap binutils prometheus-node-exporter strace
 LAB_RESULTS ?= .lab/results
 # 'make lab' filters, empty for everything: KERNELS="6.1 7.3" (5.10 6.1 6.12 6.18 7.x), SCENARIOS="main guests"
-# (boots: main guests kprobe exhaustion), VMMS (the real-VMM cells, Tests/Lab/realvmm-boot.sh: all, none or
+# (boots: main guests kprobe exhaustion scale; scale on 6.1 only), VMMS (the real-VMM cells, Tests/Lab/realvmm-boot.sh: all, none or
 # QEMU names such as qemu7.2; empty: all, or none when SCENARIOS names boots)
 KERNELS ?=
 SCENARIOS ?=
@@ -55,7 +55,7 @@ fixtures:
 	rm -rf Tests/Fixtures/lab
 	cd $(LAB_RESULTS) && find . -type f \( -name '*.rec' -o -name '*.truth' -o -name '*.vmm.log' -o -name '*.metrics' \
 		-o -name '*.promtool' -o -name '*.doctor.json' -o -name '*.cli-doctor.json' -o -name timings -o -name '*.line' -o -name 'guests.*.log' -o -name 'unshared.*.log' -o -name '*.serve.log' \
-		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' -o -name iommu -o -name kernel -o -name 'realvmm*' \) \
+		-o -name 'trace.json' -o -name 'trace.err' -o -name '*.replay.txt' -o -name iommu -o -name kernel -o -name 'realvmm*' -o -name 'scale*' \) \
 		-exec install -D -m 644 {} $(CURDIR)/Tests/Fixtures/lab/{} \;
 	gzip -9 Tests/Fixtures/lab/*/*/*.rec Tests/Fixtures/lab/*/*/*.kvm-trace
 

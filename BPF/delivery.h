@@ -26,8 +26,10 @@ struct {
     __type(value, struct irqscope_geometry);
 } geometry SEC(".maps");
 
+/* Not per CPU: spurious interrupts are rare enough for an atomic add, and a per-CPU array is
+ * a value per vector and possible CPU that every scrape copies (512 KiB at 256 CPUs). */
 struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, IRQSCOPE_SPURIOUS_VECTORS);
     __type(key, u32);
     __type(value, u64);
@@ -172,13 +174,18 @@ static __always_inline int count_interrupt(u32 irq, struct irqaction *next, int 
         return count_interrupt((u32)ctx[0], BPF_CORE_READ(action, next), (int)ctx[2], slots); \
     }
 
+IRQ_DELIVERY(32)
+IRQ_DELIVERY(64)
+IRQ_DELIVERY(128)
+IRQ_DELIVERY(256)
+IRQ_DELIVERY(512)
 IRQ_DELIVERY(1024)
 IRQ_DELIVERY(2048)
 IRQ_DELIVERY(4096)
 IRQ_DELIVERY(8192)
 IRQ_DELIVERY(16384)
 IRQ_DELIVERY(32768)
-_Static_assert(IRQSCOPE_IRQ_SLOTS_MIN == 1024 && IRQSCOPE_IRQ_SLOTS_MAX == 32768,
+_Static_assert(IRQSCOPE_IRQ_SLOTS_MIN == 32 && IRQSCOPE_IRQ_SLOTS_MAX == 32768,
                "one IRQ_DELIVERY per power of two between the two");
 
 /* An interrupt on a vector with no handler: 0xef is the "shutdown" vector MSI entries are
@@ -188,7 +195,7 @@ static __always_inline int on_spurious(u64 *ctx)
     u32 vector = (u32)ctx[0] & 0xff;
     u64 *c = bpf_map_lookup_elem(&spurious_counts, &vector);
     if (c)
-        (*c)++;
+        __sync_fetch_and_add(c, 1);
     return 0;
 }
 TRACEPOINT(spurious_apic_entry, on_spurious)

@@ -6,7 +6,7 @@ import ArgumentParser
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "irqscope-bench",
-        abstract: "irqscope's benchmarks: per-interrupt BPF cost (bpf) and serving against node_exporter (serve).",
-        subcommands: [BPFCost.self, ServeBench.self],
+        abstract: "irqscope's benchmarks: per-interrupt BPF cost (bpf), serving against node_exporter (serve), scrape times of running exporters (scrapes).",
+        subcommands: [BPFCost.self, ServeBench.self, ScrapeTimes.self],
         defaultSubcommand: BPFCost.self)
 }

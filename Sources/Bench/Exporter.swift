@@ -57,15 +57,18 @@ final class Exporter {
         return now() - started
     }
 
-    /// A scrape as Prometheus sends it, on the kept-alive connection.
-    func scrape(gzip: Bool = true) throws -> HTTPConnection.Response {
-        var headers = [
+    /// What Prometheus 3 sends with a scrape.
+    static func prometheusHeaders(gzip: Bool = true) -> [String] {
+        [
             "User-Agent: Prometheus/3.0.0",
             "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
             "X-Prometheus-Scrape-Timeout-Seconds: 10",
-        ]
-        if gzip { headers.append("Accept-Encoding: gzip") }
-        guard let r = connection?.get("/metrics", headers: headers), r.status == 200 else {
+        ] + (gzip ? ["Accept-Encoding: gzip"] : [])
+    }
+
+    /// A scrape as Prometheus sends it, on the kept-alive connection.
+    func scrape(gzip: Bool = true) throws -> HTTPConnection.Response {
+        guard let r = connection?.get("/metrics", headers: Self.prometheusHeaders(gzip: gzip)), r.status == 200 else {
             throw BenchError("\(name): a scrape failed")
         }
         return r

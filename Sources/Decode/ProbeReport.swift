@@ -5,8 +5,8 @@ public struct ProbeReport: Sendable, Equatable {
     public var kernel: [KernelFact]
     /// Whether MSI-X resizes on this host can lose interrupts, and why.
     public var posture: HostPosture
-    /// Kernel memory of irqscope's BPF maps, per map: what their values take (the kernel adds a
-    /// little per map and, for hashes, per entry).
+    /// Kernel memory of irqscope's BPF maps, per map, as the kernel states it (memlock in each
+    /// map's fdinfo); maps it states nothing for are absent.
     public var mapBytes: [String: UInt64]
 
     public init(families: [Family], kernel: [KernelFact], posture: HostPosture = .unknown, mapBytes: [String: UInt64] = [:]) {

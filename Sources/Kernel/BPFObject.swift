@@ -1,6 +1,7 @@
 import CLibbpf
 import Glibc
 import IrqscopeDecode
+import IrqscopeHost
 import Synchronization
 
 public struct KernelError: Error, CustomStringConvertible, Equatable {
@@ -147,29 +148,20 @@ final class BPFObject: @unchecked Sendable {
         }
     }
 
-    /// What each map's values take in kernel memory: entries times the value size (rounded to
-    /// 8 as the kernel stores it), times the possible CPUs for per-CPU maps; keys too for hashes;
-    /// a ring buffer its data pages.
-    func mapBytes() -> [String: UInt64] {
+    /// Each map's kernel memory as the kernel states it (memlock in the map's fdinfo), and the
+    /// maps it states none for. Read, not computed: what the kernel allocates besides the values
+    /// (page rounding of mmapable arrays, hash buckets, a ring buffer's pages) is its to know.
+    func mapMemory() -> (bytes: [String: UInt64], unreported: [String]) {
         lock.withLock { _ in
-            var out: [String: UInt64] = [:]
-            let cpus = UInt64(max(libbpf_num_possible_cpus(), 1))
+            var bytes: [String: UInt64] = [:], unreported: [String] = []
             var map = bpf_object__next_map(object, nil)
             while let m = map {
                 defer { map = bpf_object__next_map(object, m) }
-                let entries = UInt64(bpf_map__max_entries(m))
-                let value = (UInt64(bpf_map__value_size(m)) + 7) & ~7, key = (UInt64(bpf_map__key_size(m)) + 7) & ~7
-                let bytes: UInt64
-                switch bpf_map__type(m) {
-                case BPF_MAP_TYPE_RINGBUF: bytes = entries
-                case BPF_MAP_TYPE_PERCPU_ARRAY: bytes = entries * value * cpus
-                case BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH: bytes = entries * (key + value * cpus)
-                case BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH: bytes = entries * (key + value)
-                default: bytes = entries * value
-                }
-                out[String(cString: bpf_map__name(m))] = bytes
+                let name = String(cString: bpf_map__name(m)), fd = bpf_map__fd(m)
+                guard fd >= 0 else { continue }
+                if let n = bpfMapMemlock(fd: fd) { bytes[name] = n } else { unreported.append(name) }
             }
-            return out
+            return (bytes, unreported.sorted())
         }
     }
 

@@ -2,6 +2,7 @@ import CLibbpf
 import Glibc
 import IrqscopeABI
 import IrqscopeDecode
+import IrqscopeHost
 
 extension KernelSession {
     /// Interrupt counts since attach, summed over CPUs: the per-interrupt array read in place
@@ -9,24 +10,39 @@ extension KernelSession {
     /// are plain syscalls, safe beside the event thread.
     public func readDelivery() throws(KernelError) -> DeliverySnapshot {
         var snapshot = DeliverySnapshot()
-        let slots = Int(maps.irqSlots), cpus = Int(maps.cpus)
+        let slots = Int(maps.irqSlots)
         let stride = MemoryLayout<irqscope_irq_count>.stride
-        func sum(_ raw: UnsafeRawBufferPointer) {
+        let (cpus, probe) = summedCPUs.forRead(online: readFile("/sys/devices/system/cpu/online").flatMap(parseCPUList))
+        var totals = [IRQCount](repeating: IRQCount(interrupts: 0, unhandled: 0), count: slots)
+        /// Adds a CPU's slice (its slots are contiguous); whether it counted anything.
+        func add(_ slice: UnsafeRawBufferPointer) -> Bool {
+            var counted = false
             for irq in 0..<slots {
-                var total = IRQCount(interrupts: 0, unhandled: 0)
-                for cpu in 0..<cpus {
-                    let c = raw.loadUnaligned(fromByteOffset: (cpu * slots + irq) * stride, as: irqscope_irq_count.self)
-                    total.interrupts &+= c.interrupts
-                    total.unhandled &+= c.unhandled
+                let c = slice.loadUnaligned(fromByteOffset: irq * stride, as: irqscope_irq_count.self)
+                totals[irq].interrupts &+= c.interrupts
+                totals[irq].unhandled &+= c.unhandled
+                counted = counted || c.interrupts > 0
+            }
+            return counted
+        }
+        var mapped = counts != nil
+        for cpu in cpus where mapped {
+            // the CPU looked at in turn is mapped only for this read: it has most likely never
+            // counted, and a mapped slice stays in the RSS
+            let counted = cpu == probe ? counts?.peek(cpu: cpu, add) : counts?.read(cpu: cpu, add)
+            if counted == nil { mapped = false } else if cpu == probe && counted == true { summedCPUs.keep(cpu) }
+        }
+        if !mapped {
+            totals = [IRQCount](repeating: IRQCount(interrupts: 0, unhandled: 0), count: slots)
+            let copy = try readArray(fd: maps.irqCounts, entries: maps.irqSlots * maps.cpus, valueSize: stride, cpus: 1)
+            copy.bytes.withUnsafeBytes { raw in
+                for cpu in cpus where add(UnsafeRawBufferPointer(rebasing: raw[(cpu * slots * stride)..<((cpu + 1) * slots * stride)])) && cpu == probe {
+                    summedCPUs.keep(cpu)
                 }
-                if total.interrupts > 0 { snapshot.irqs[irq] = total }
             }
         }
-        if counts?.read(sum) == nil {
-            let copy = try readArray(fd: maps.irqCounts, entries: maps.irqSlots * maps.cpus, valueSize: stride, cpus: 1)
-            copy.bytes.withUnsafeBytes(sum)
-        }
-        let spurious = try readArray(fd: maps.spurious, entries: UInt32(IRQSCOPE_SPURIOUS_VECTORS), valueSize: 8)
+        for (irq, total) in totals.enumerated() where total.interrupts > 0 { snapshot.irqs[irq] = total }
+        let spurious = try readArray(fd: maps.spurious, entries: UInt32(IRQSCOPE_SPURIOUS_VECTORS), valueSize: 8, cpus: 1)
         spurious.forEachKey { vector, perCPU in
             let n = perCPU.reduce(UInt64(0)) { $0 &+ $1.loadUnaligned(as: UInt64.self) }
             if n > 0 { snapshot.spurious[vector] = n }

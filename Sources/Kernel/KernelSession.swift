@@ -14,12 +14,15 @@ public final class KernelSession: @unchecked Sendable {
         public var families: Set<String>?
         /// Size of the event ring buffer (nil: the object's 4 MiB).
         public var ringBufferBytes: UInt32?
+        /// Most irq slots per CPU (a power of two, IRQSCOPE_IRQ_SLOTS_MIN...MAX; nil: no cap).
+        public var maxIRQSlots: UInt32?
         public init(allowed: Set<MechanismClass> = Set(MechanismClass.allCases), libbpfDebug: Bool = false,
-                    families: Set<String>? = nil, ringBufferBytes: UInt32? = nil) {
+                    families: Set<String>? = nil, ringBufferBytes: UInt32? = nil, maxIRQSlots: UInt32? = nil) {
             self.allowed = allowed
             self.libbpfDebug = libbpfDebug
             self.families = families
             self.ringBufferBytes = ringBufferBytes
+            self.maxIRQSlots = maxIRQSlots
         }
     }
 
@@ -32,6 +35,7 @@ public final class KernelSession: @unchecked Sendable {
     private var stream: EventStream?
     /// The counts array mapped in place; nil where the kernel would not map it.
     let counts: CountsMapping?
+    let summedCPUs: SummedCPUs
 
     public struct Maps: Sendable {
         public var irqCounts: Int32
@@ -53,7 +57,8 @@ public final class KernelSession: @unchecked Sendable {
         let facts = KernelFacts.gather()
         planning += clock.now - started
         let image = base64Decode(EmbeddedBPF.irqscope)
-        let slots = Self.irqSlots()
+        let wanted = Self.irqSlots()
+        let slots = min(wanted, options.maxIRQSlots ?? wanted)
         let cpus = libbpf_num_possible_cpus()
         guard cpus > 0 else { throw KernelError("cannot count possible CPUs: \(errnoName(cpus))") }
         let catalog = HookCatalog.families.filter { options.families?.contains($0.name) ?? true }
@@ -110,19 +115,25 @@ public final class KernelSession: @unchecked Sendable {
             throw KernelError("the BPF object lacks its maps")
         }
         let rounds = outcome.rounds
+        // once: the maps are preallocated (arrays, LRU hashes, a ring buffer) and never grow
+        let memory = object.mapMemory()
         self.object = object
         self.maps = Maps(irqCounts: irqCounts, irqSlots: slots, cpus: UInt32(cpus), spurious: spurious,
                          counters: counters, events: events)
-        counts = CountsMapping(fd: irqCounts, bytes: Int(slots) * Int(cpus) * MemoryLayout<irqscope_irq_count>.stride)
+        summedCPUs = SummedCPUs(possible: Int(cpus))
+        counts = CountsMapping(fd: irqCounts, sliceBytes: Int(slots) * MemoryLayout<irqscope_irq_count>.stride, cpus: Int(cpus))
         self.report = ProbeReport(families: outcome.plan.families, kernel: [
             .init(name: "kernel", value: facts.release),
             .init(name: "BTF", value: facts.btf.detail),
             .init(name: "fentry/fexit", value: facts.trampolines.detail),
             .init(name: "kprobes", value: facts.kprobes.detail),
-            .init(name: "irq slots", value: "\(slots) (irqs above \(slots - 1) are counted as untracked)"),
+            .init(name: "irq slots", value: "\(slots) (irqs above \(slots - 1) are counted as untracked)"
+                  + (slots < wanted ? "; capped by --bpf.max-irq-slots (the host's irqs would take \(wanted))" : "")),
             .init(name: "start-up", value: "\(Self.seconds(clock.now - started)) s in \(rounds) round\(rounds == 1 ? "" : "s"): "
                   + "planning \(Self.seconds(planning)) s" + (facts.kallsymsTime.map { " (/proc/kallsyms \(Self.seconds($0)) s)" } ?? "") + ", loading (verifier) \(Self.seconds(loading)) s, attaching \(Self.seconds(attaching)) s"),
-        ], posture: facts.posture, mapBytes: object.mapBytes())
+        ] + (memory.unreported.isEmpty ? [] : [
+            .init(name: "BPF map memory", value: "not stated by this kernel (no memlock in /proc/self/fdinfo) for \(memory.unreported.joined(separator: ", "))"),
+        ]), posture: facts.posture, mapBytes: memory.bytes)
     }
 
     deinit { close() }
@@ -176,12 +187,16 @@ public final class KernelSession: @unchecked Sendable {
         throw KernelError("the kernel refused a BPF map: \(errnoName(code)) (BPF restricted by seccomp or an LSM?)")
     }
 
+    /// The slot counts delivery.h has programs for, and the least the host's irqs get.
+    public static let irqSlotsMin = UInt32(IRQSCOPE_IRQ_SLOTS_MIN), irqSlotsMax = UInt32(IRQSCOPE_IRQ_SLOTS_MAX)
+    public static let irqSlotsDefaultMin = UInt32(IRQSCOPE_IRQ_SLOTS_DEFAULT_MIN)
+
     /// Size of a CPU's slice of the per-irq counts: room for twice the highest irq in use now,
     /// so that irqs allocated later (guests starting) still fit. A power of two: the BPF object
     /// has a counting program for each.
     static func irqSlots() -> UInt32 {
         let highest = listDirectory("/sys/kernel/irq").compactMap { Int($0) }.max() ?? 0
-        var slots = Int(IRQSCOPE_IRQ_SLOTS_MIN)
+        var slots = Int(IRQSCOPE_IRQ_SLOTS_DEFAULT_MIN)
         while slots < highest * 2 && slots < Int(IRQSCOPE_IRQ_SLOTS_MAX) { slots *= 2 }
         return UInt32(slots)
     }

@@ -29,7 +29,7 @@ public enum HostMetrics {
         if let programCosts { out += costs(programCosts) }
         if !report.mapBytes.isEmpty {
             var maps = MetricFamily("irqscope_bpf_map_bytes", .gauge,
-                help: "Kernel memory of irqscope's BPF maps, per map: what their values take (per-CPU maps times the possible CPUs; the per-interrupt counts take irq slots x possible CPUs x 48 bytes).")
+                help: "Kernel memory of irqscope's BPF maps, per map, as the kernel states it (memlock in the map's /proc/PID/fdinfo, read at start: the maps are preallocated). The per-interrupt counts take about irq slots x possible CPUs x 48 bytes; --bpf.max-irq-slots caps the slots.")
             for (name, bytes) in report.mapBytes.sorted(by: { $0.key < $1.key }) { maps.add([("map", name)], Double(bytes)) }
             out.append(maps)
         }

@@ -120,7 +120,10 @@ final class Collector: Sendable {
             if let failure = session.eventsFailure { throw FatalError(message: failure.message) }
             let generation = events.load(ordering: .relaxed)
             let snapshot = try session.readDelivery()
-            let irqs = names.read(generation: generation)
+            // irqs beyond the counts array have no count of their own (they are in the untracked
+            // total): a series for one would sit at zero while it fires
+            let slots = Int(session.maps.irqSlots)
+            let irqs = names.read(generation: generation).filter { $0.key < slots }
             let at = now?()
             return state.withLock { s in
                 defer { s.reportRecordingFailure() }

@@ -15,8 +15,17 @@ struct KernelOptions: ParsableArguments {
             help: ArgumentHelp("Size of the lifecycle event ring buffer (a power of two, at least one page; default 4 MiB). Smaller makes drops likely; they are counted.", visibility: .hidden))
     var ringBufferBytes: UInt32?
 
+    // Bounds the counts map, possible CPUs x slots x 48 bytes: 384 MiB at 32768 slots and 256 CPUs.
+    @Option(name: .customLong("bpf.max-irq-slots"),
+            help: ArgumentHelp("Most irq numbers counted per CPU: a power of two from \(KernelSession.irqSlotsMin) to \(KernelSession.irqSlotsMax). The counts take this x possible CPUs x 48 bytes of kernel memory; interrupts on higher irqs are counted in irqscope_interrupts_untracked_total. Default: no cap (twice the highest irq, at least \(KernelSession.irqSlotsDefaultMin)).",
+                               valueName: "slots"))
+    var maxIRQSlots: UInt32?
+
     func validate() throws {
         _ = try allowedMechanisms()
+        if let n = maxIRQSlots, n < KernelSession.irqSlotsMin || n > KernelSession.irqSlotsMax || n & (n - 1) != 0 {
+            throw ValidationError("--bpf.max-irq-slots must be a power of two from \(KernelSession.irqSlotsMin) to \(KernelSession.irqSlotsMax), not \(n)")
+        }
         if let n = ringBufferBytes, n < 4096 || n & (n - 1) != 0 {
             throw ValidationError("--debug.ring-buffer-bytes must be a power of two of at least 4096")
         }
@@ -38,7 +47,7 @@ struct KernelOptions: ParsableArguments {
     func openSession() throws -> KernelSession {
         do {
             return try KernelSession(options: .init(allowed: try allowedMechanisms(), libbpfDebug: libbpfDebug,
-                                                    ringBufferBytes: ringBufferBytes))
+                                                    ringBufferBytes: ringBufferBytes, maxIRQSlots: maxIRQSlots))
         } catch let error as KernelError {
             throw FatalError(message: error.message)
         }

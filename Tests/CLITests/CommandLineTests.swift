@@ -25,6 +25,10 @@ import TestSupport
         (["serve", "--collector.irq.name-include", "nvme(", ], "--collector.irq.name-include: not a regular expression"),
         (["serve", "--collector.irq.name-include", "a", "--collector.irq.name-exclude", "b"], "exclude each other"),
         (["serve", "--collector.irq.device-exclude", "[0-9"], "--collector.irq.device-exclude: not a regular expression"),
+        (["serve", "--bpf.max-irq-slots", "1000"], "--bpf.max-irq-slots must be a power of two from 32 to 32768"),
+        (["doctor", "--bpf.max-irq-slots", "16"], "--bpf.max-irq-slots must be a power of two from 32 to 32768"),
+        (["trace", "--bpf.max-irq-slots", "65536"], "--bpf.max-irq-slots must be a power of two from 32 to 32768"),
+        (["serve", "--bpf.max-irq-slots", "many"], "--bpf.max-irq-slots"),
     ])
     func refused(args: [String], mentions: String) throws {
         let r = try run([Self.binary] + args, timeout: 30)

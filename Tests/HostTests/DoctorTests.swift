@@ -76,5 +76,25 @@ extension Host {
             #expect(r.stdout.contains("irqscope can serve"))
             #expect(!r.stdout.contains("\u{1b}["), "no colour when stdout is not a terminal")
         }
+
+        /// The slot cap reaches the counts map: doctor states the slots and the kernel's memory
+        /// for it, which cannot be less than the values it holds (slots x possible CPUs x 48 bytes).
+        @Test func slotCapAndMapMemory() throws {
+            let (r, json) = try doctorJSON(["--bpf.max-irq-slots=64"])
+            #expect(r.status == 0, "stderr: \(r.stderr)")
+            let slots = (json["kernel"] as? [String: Any])?["irq slots"] as? String ?? ""
+            #expect(slots.hasPrefix("64 (irqs above 63 are counted as untracked)"), "\(slots)")
+            let possible = try String(contentsOfFile: "/sys/devices/system/cpu/possible", encoding: .utf8)
+            let cpus = possible.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").reduce(0) { n, range in
+                let ends = range.split(separator: "-").compactMap { Int($0) }
+                return n + (ends.count == 2 ? ends[1] - ends[0] + 1 : 1)
+            }
+            let bytes = json["bpf_map_bytes"] as? [String: Int] ?? [:]
+            #expect(bytes.count >= 7, "\(bytes)")
+            let counts = bytes["irq_counts"] ?? 0
+            #expect(counts >= 64 * cpus * 48 && counts < 64 * cpus * 48 + (1 << 20), "irq_counts: \(counts) bytes for 64 slots x \(cpus) CPUs")
+            let text = try run([HostEnv.binary, "doctor", "--bpf.max-irq-slots=64"])
+            #expect(text.stdout.contains("BPF maps"), "\(text.stdout)")
+        }
     }
 }

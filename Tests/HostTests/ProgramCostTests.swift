@@ -56,20 +56,31 @@ extension Host {
             #expect(exits.contains { $0.value > 0 }, "bpftool saw the per-interrupt program run, irqscope serves \(exits)")
         }
 
-        /// The maps' kernel memory as served, against bpftool's view of the same maps
-        /// (entries and value size; a ring buffer's entries are its bytes).
-        @Test func mapBytesAreTheMapsBpftoolShows() throws {
+        /// The maps' kernel memory as served and in /probes is what the kernel states for the
+        /// exporter's own maps: bpftool's memlock for the map ids in the exporter's fdinfo.
+        @Test func mapBytesAreWhatTheKernelStates() throws {
             let (server, port) = try HostEnv.serve()
             defer { _ = server.stop() }
             let served = try HostEnv.scrape(port).samples.filter { $0.name == "irqscope_bpf_map_bytes" }
+            let probes = try JSONSerialization.jsonObject(with: Data(try httpGet("http://127.0.0.1:\(port)/probes").body.utf8)) as? [String: Any]
+            let reported = probes?["bpf_map_bytes"] as? [String: Int] ?? [:]
+            let fds = "/proc/\(server.pid)/fd"
+            let ids = Set(try FileManager.default.contentsOfDirectory(atPath: fds).compactMap { fd -> Int? in
+                guard (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fds)/\(fd)")) == "anon_inode:bpf-map" else { return nil }
+                let info = try? String(contentsOfFile: "/proc/\(server.pid)/fdinfo/\(fd)", encoding: .utf8)
+                return info?.split(separator: "\n").first { $0.hasPrefix("map_id:") }.flatMap { Int($0.dropFirst(7).trimmingCharacters(in: .whitespaces)) }
+            })
             let r = try run(["bpftool", "-j", "map", "show"])
-            let maps = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] ?? []
-            for name in ["irq_counts", "events"] {
-                let s = try #require(served.first { $0.labels["map"] == name }, "no irqscope_bpf_map_bytes for \(name)")
-                let m = try #require(maps.last { $0["name"] as? String == name }, "bpftool lists no \(name)")
-                let entries = (m["max_entries"] as? Int) ?? -1, value = (m["bytes_value"] as? Int) ?? -1
-                let expected = name == "events" ? entries : entries * ((value + 7) & ~7)
-                #expect(s.value == Double(expected), "\(name): served \(s.value), bpftool \(entries) x \(value)")
+            let maps = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] ?? [])
+                .filter { ids.contains($0["id"] as? Int ?? -1) }
+            #expect(maps.count >= 7, "the exporter holds \(maps.count) maps: \(ids)")
+            #expect(served.count == maps.count && reported.count == maps.count, "served \(served.count), /probes \(reported.count), kernel \(maps.count)")
+            for m in maps {
+                let name = m["name"] as? String ?? "", memlock = m["bytes_memlock"] as? Int ?? -1
+                // the kernel keeps 15 characters of a name
+                let s = served.first { ($0.labels["map"] ?? "").prefix(15) == name }
+                #expect(s?.value == Double(memlock), "\(name): served \(String(describing: s?.value)), kernel \(memlock)")
+                #expect(reported.first { $0.key.prefix(15) == name }?.value == memlock, "\(name) in /probes")
             }
         }
     }

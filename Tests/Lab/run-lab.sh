@@ -15,6 +15,8 @@
 #   ran again, soft lockups in the guest): until that is understood, one at a time.
 # IRQSCOPE_LAB_APPEND: more kernel command line, e.g. lab.heartbeat (the guest prints its busiest
 #   processes and the exporter's last log line to the console every 15 s).
+# IRQSCOPE_BENCH_BIN: the irqscope-bench release build the scale boot times scrapes with
+#   (default: beside IRQSCOPE_BIN); the scale boot also takes node_exporter and bpftool from here.
 # Each boot dir gets: console.log, the guest's results, boot-seconds, iommu (intel|amd), kernel.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,10 +40,14 @@ lab_start=$SECONDS
 
 gcc -O2 -Wall -Werror -static "$here/vmm.c" -o "$work/vmm"
 
-# The boots, each NAME:SMP:SCENARIOS. Every boot runs on every kernel: the scenarios'
-# expectations follow what each kernel does (NORESIZE before 6.5, dynamic MSI-X after; hooks
-# a kernel lacks are asserted absent from irqscope doctor's report by Tests/LabChecks).
-all_boots=${IRQSCOPE_LAB_BOOTS:-"main:2:hostdrivers,vfio,trace guests:2:guests,unshared kprobe:2:hostdrivers-kprobe,tracepoints-only exhaustion:1:exhaustion"}
+# The boots, each NAME:SMP:SCENARIOS[:KERNELS]. A boot runs on every kernel unless KERNELS
+# (comma-separated short names) limits it: the scenarios' expectations follow what each kernel
+# does (NORESIZE before 6.5, dynamic MSI-X after; hooks a kernel lacks are asserted absent from
+# irqscope doctor's report by Tests/LabChecks). scale measures rather than covers kernels: once,
+# on 6.1, whose possible_cpus= sets the possible CPUs (256; from 6.9 it only lowers them, and a
+# 6.12 guest of QEMU 7.2 with -smp 2,maxcpus=255 had 2: no hotplug CPUs in its MADT; 256 needs
+# x2APIC, which QEMU 7.2 emulates only with KVM's in-kernel irqchip).
+all_boots=${IRQSCOPE_LAB_BOOTS:-"main:2:hostdrivers,vfio,trace guests:2:guests,unshared kprobe:2:hostdrivers-kprobe,tracepoints-only exhaustion:1:exhaustion scale:2:scale:6.1"}
 
 # iommu SHORT BOOT: the interrupt remapping a boot uses. Intel VT-d everywhere, except AMD-Vi for
 # the kprobe boot of 6.12 and the main boot of 6.18: AMD's irq_remapping_alloc is then checked
@@ -77,7 +83,7 @@ boot() {
             -nographic -no-reboot -nodefaults -serial stdio \
             "${iommu_args[@]}" \
             "$@" -kernel "$vmlinuz" -initrd "$initrd" \
-            -append "console=ttyS0 quiet panic=-1 no_timer_check $cmdline ${IRQSCOPE_LAB_APPEND:-} lab.scenario=$scenarios" \
+            -append "console=ttyS0 quiet panic=-1 no_timer_check $cmdline ${BOOT_APPEND:-} ${IRQSCOPE_LAB_APPEND:-} lab.scenario=$scenarios" \
             < /dev/null > "$dir/console.log" 2>&1 || echo "lab: qemu exited $? ($kernel/$name)" >> "$dir/console.log"
         # A kernel panic before the lab's init ran (seen once on 6.12 with 2 vCPUs on a loaded
         # host: sched_clock_cpu in start_secondary, 3.5 s into the boot) says nothing about
@@ -110,6 +116,9 @@ lab_boot() {
     dd if=/dev/zero of="$img" bs=1M count=16 status=none
     case $name in
     exhaustion) args="-drive file=$img,if=none,id=nvm,format=raw -device nvme,drive=nvm,serial=lab,addr=0x4,msix_qsize=400" ;;
+    # QEMU's largest MSI-X table for nvme: vfio-pci allocates an irq for each entry
+    scale) args="-drive file=$img,if=none,id=nvm,format=raw -device nvme,drive=nvm,serial=lab,addr=0x4,msix_qsize=2048"
+           local BOOT_APPEND=possible_cpus=256 ;;
     *) args="-drive file=$img,if=none,id=nvm,format=raw -device nvme,drive=nvm,serial=lab,addr=0x4
              $(nic n0 0x5) $(nic n1 0x6) $(nic n2 0xe)
              -device virtio-net-pci,netdev=n3,mq=on,vectors=6,addr=0x8,romfile= -netdev user,id=n3,restrict=on" ;;
@@ -122,10 +131,40 @@ lab_boot() {
 # selected LIST WORD: WORD is in the space-separated LIST, or LIST is empty
 selected() { [ -z "$1" ] || [[ " $1 " == *" $2 "* ]]; }
 
+# The scale boot's tools, laid over its own initramfs (40 MB that the other boots need not
+# unpack): with_libs BINARY puts BINARY and the shared libraries it needs there.
+with_libs() {
+    install -m 755 "$1" "$work/overlay-scale/bin/"
+    for lib in $(ldd "$1" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
+        mkdir -p "$work/overlay-scale$(dirname "$lib")"
+        cp -L "$lib" "$work/overlay-scale$lib"
+    done
+}
+scale_kernels=-
+for spec in $all_boots; do
+    IFS=: read -r name _ _ only <<< "$spec"
+    [ "$name" = scale ] && selected "$boots_wanted" scale && scale_kernels=${only//,/ }
+done
+if [ "$scale_kernels" != - ]; then
+    bench=${IRQSCOPE_BENCH_BIN:-$(dirname "$irqscope")/irqscope-bench}
+    [ -x "$bench" ] || { echo "lab: the scale boot needs irqscope-bench (release build) at $bench: set IRQSCOPE_BENCH_BIN" >&2; exit 1; }
+    mkdir -p "$work/overlay-scale/bin"
+    gcc -O2 -Wall -Werror -static "$here/msix-alloc.c" -o "$work/overlay-scale/bin/msix-alloc"
+    for tool in /usr/bin/prometheus-node-exporter "$(command -v bpftool)"; do
+        [ -x "$tool" ] || { echo "lab: the scale boot needs $tool (apt-get install prometheus-node-exporter bpftool)" >&2; exit 1; }
+        with_libs "$tool"
+    done
+    with_libs "$bench"
+    strip "$work/overlay-scale/bin/irqscope-bench"
+fi
+
 # shellcheck disable=SC2086
 "$here/kernels.sh" $kernels > "$work/kernels"
 while read -r short package version root vmlinuz; do
     "$here/initramfs.sh" "$root" "$version" "$work/initramfs-$short.cpio" "$irqscope" "$work/vmm"
+    if [ "$scale_kernels" != - ] && selected "$scale_kernels" "$short"; then
+        "$here/initramfs.sh" "$root" "$version" "$work/initramfs-$short-scale.cpio" "$irqscope" "$work/vmm" "$work/overlay-scale"
+    fi
     echo "lab: $short is $package"
 done < "$work/kernels"
 
@@ -133,10 +172,16 @@ done < "$work/kernels"
 # longest) first, so that the pool does not end on one long boot alone.
 : > "$work/queue"
 for spec in $all_boots; do
-    IFS=: read -r name smp scenarios <<< "$spec"
+    IFS=: read -r name smp scenarios only <<< "$spec"
     selected "$boots_wanted" "$name" || continue
     while read -r short package version root vmlinuz; do
-        echo "$short $version $vmlinuz $work/initramfs-$short.cpio $name $smp $scenarios" >> "$work/queue"
+        if ! selected "${only//,/ }" "$short"; then
+            [ -z "$boots_wanted" ] || echo "lab: $name runs on ${only//,/ } only, not on $short" >&2
+            continue
+        fi
+        initrd=$work/initramfs-$short.cpio
+        [ "$name" = scale ] && initrd=$work/initramfs-$short-scale.cpio
+        echo "$short $version $vmlinuz $initrd $name $smp $scenarios" >> "$work/queue"
     done < "$work/kernels"
 done
 # shellcheck source=realvmm-boot.sh

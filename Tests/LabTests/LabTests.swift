@@ -80,6 +80,11 @@ struct LabTests {
         try LabChecks.exhaustion("\(labResults)/\(kernel)/exhaustion")
     }
 
+    /// 256 possible CPUs and 2,000+ irqs: kernel facts and map memory asserted, scrape times printed.
+    @Test(arguments: LabPlan.kernels("scale")) func aHostOf256CPUsAnd2000IRQs(kernel: String) throws {
+        print("lab \(kernel) scale: " + (try LabChecks.scale("\(labResults)/\(kernel)/scale")))
+    }
+
     /// Doctor names the hooks this kernel cannot have, and VFIO grows MSI-X the kernel's way.
     @Test(arguments: LabPlan.kernels("main")) func doctorReportsWhatTheKernelLacks(kernel: String) throws {
         try LabChecks.kernelCapabilities("\(labResults)/\(kernel)/main")
@@ -98,6 +103,7 @@ struct LabTests {
         for boot in ["main", "guests", "kprobe", "exhaustion"] {
             #expect(LabPlan.kernels(boot).count == 5, "\(boot) booted \(LabPlan.kernels(boot))")
         }
+        #expect(LabPlan.kernels("scale") == ["6.1"], "scale booted \(LabPlan.kernels("scale"))")
         let amd = Set(LabPlan.boots.filter {
             (try? String(contentsOfFile: "\(labResults)/\($0.kernel)/\($0.boot)/iommu", encoding: .utf8))?.hasPrefix("amd") == true
         }.map(\.kernel))

@@ -41,6 +41,11 @@ import TestSupport
         try LabChecks.guests(try fixture(kernel, "guests"))
     }
 
+    /// The scale boot runs on 6.1 only (possible_cpus=256).
+    @Test func scale() throws {
+        print("fixture 6.1 scale: " + (try LabChecks.scale(try fixture("6.1", "scale"))))
+    }
+
     @Test(arguments: kernels) func exhaustion(kernel: String) throws {
         try LabChecks.exhaustion(try fixture(kernel, "exhaustion"))
     }

@@ -207,8 +207,10 @@ struct irqscope_event {
 };
 
 /* Sizes of a CPU's slice of the per-interrupt counts: powers of two, BPF/delivery.h has a
- * program for each. */
-#define IRQSCOPE_IRQ_SLOTS_MIN 1024
+ * program for each. Sized from the host's irqs, never below DEFAULT_MIN; the smaller ones exist
+ * for a cap (--bpf.max-irq-slots) on hosts with many possible CPUs. */
+#define IRQSCOPE_IRQ_SLOTS_MIN 32
+#define IRQSCOPE_IRQ_SLOTS_DEFAULT_MIN 1024
 #define IRQSCOPE_IRQ_SLOTS_MAX 32768
 
 /* Per-interrupt counts: one per CPU and irq number ([cpu][irq] slices of one array), summed

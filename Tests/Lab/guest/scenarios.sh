@@ -228,6 +228,50 @@ exhaustion() {
     stop_irqscope exhaustion
 }
 
+# Issue 13: a host of 256 possible CPUs (2 online; possible_cpus=256) and 2,000+ irqs: vfio-pci allocates
+# an irq for each of the nvme's 2048 MSI-X entries, two of them requested (all would exhaust two
+# CPUs' vectors). Then what irqscope's maps take, by the kernel's own account (the exporter's
+# fdinfo, bpftool), and scrape times of irqscope and node_exporter's interrupts collector side by
+# side. The exporter starts after the allocation, so that its counts map has a slot for each irq.
+scale() {
+    load vfio-pci
+    msix-alloc --device $NVME --vectors 2048 --request 2 --hold 3000 > $R/scale.alloc.log 2>&1 &
+    A=$!
+    wait_for 900 grep -q READY $R/scale.alloc.log || { log "msix-alloc never ready: $(tail -1 $R/scale.alloc.log)"; return 1; }
+    {
+        echo "irqs=$(ls /sys/kernel/irq | wc -l)"
+        echo "highest_irq=$(ls /sys/kernel/irq | sort -n | tail -1)"
+        echo "device_irqs=$(ls /sys/bus/pci/devices/$NVME/msi_irqs | wc -l)"
+        echo "requested=$(for i in $(ls /sys/bus/pci/devices/$NVME/msi_irqs); do cat /sys/kernel/irq/$i/actions; done | grep -c .)"
+        echo "possible=$(cat /sys/devices/system/cpu/possible)"
+        echo "online=$(cat /sys/devices/system/cpu/online)"
+    } > $R/scale.kernel
+    dmesg | grep -iE 'smpboot|possible|hotplug CPU' > $R/scale.dmesg
+    start_irqscope scale || return 1
+    prometheus-node-exporter --collector.disable-defaults --collector.interrupts --web.listen-address=127.0.0.1:9100 > $R/scale.node_exporter.log 2>&1 &
+    NE=$!
+    wait_for 120 timeout 10 wget -q -O /dev/null http://127.0.0.1:9100/metrics || log "node_exporter did not start"
+    scrape scale.metrics
+    timeout 60 wget -q -O $R/scale.node_exporter.metrics http://127.0.0.1:9100/metrics
+    # the kernel's account of the exporter's maps: its fdinfo, and bpftool's view of the same ids
+    for fd in /proc/$IRQSCOPE_PID/fd/*; do
+        [ "$(readlink $fd)" = anon_inode:bpf-map ] || continue
+        echo "fd=${fd##*/} $(grep -E '^(map_type|max_entries|memlock|map_id):' /proc/$IRQSCOPE_PID/fdinfo/${fd##*/} | tr -d '\t' | tr ':\n' '= ')"
+    done > $R/scale.fdinfo
+    bpftool -j map show > $R/scale.bpftool.json 2> $R/scale.bpftool.err
+    log "timing scrapes"
+    irqscope-bench scrapes --target irqscope=$PORT --target node_exporter=9100 --scrapes ${SCALE_SCRAPES:-300} > $R/scale.scrapes 2>&1
+    echo "exit=$?" >> $R/scale.scrapes
+    grep -E '^(VmRSS|Threads)' /proc/$IRQSCOPE_PID/status > $R/scale.irqscope.status
+    grep -E '^(VmRSS|Threads)' /proc/$NE/status > $R/scale.node_exporter.status
+    scrape scale-after.metrics
+    kill -TERM $NE; wait $NE
+    stop_irqscope scale
+    # the knob: the kernel's account of the counts map with the slots capped below the irqs
+    irqscope doctor --json --bpf.max-irq-slots=1024 > $R/scale-capped.doctor.json 2> $R/scale-capped.doctor.err
+    kill -USR1 $A; wait $A; echo "exit=$?" >> $R/scale.alloc.log
+}
+
 # Issue 10: a real QEMU booting a real guest (Tests/Lab/guest/realvmm.sh)
 . /bin/realvmm.sh
 
@@ -244,6 +288,7 @@ for scenario in $(echo "$1" | tr ',' ' '); do
     unshared) unshared ;;
     trace) trace_vmm ;;
     exhaustion) exhaustion ;;
+    scale) scale ;;
     realvmm) real_vmm "$(cat /vmm/NAME)"; real_vmm_raise "$(cat /vmm/NAME)" ;;
     *) log "unknown scenario $scenario" ;;
     esac
