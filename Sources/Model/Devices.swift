@@ -234,13 +234,17 @@ public struct Devices: Sendable {
             modify(address) { d in
                 // nested hooks (pci_free_irq_vectors -> pci_disable_msix) report one disable twice
                 if !d.msixEnabled && d.disabledAt != nil { return }
+                let sizeKnown = d.msixEnabled
                 d.msixEnabled = false
                 d.disabledAt = e.timeNs
                 d.disabledWithLiveVectors = d.requestedSinceEnable
                 d.windowEvidence = false
                 d.windowBlind = d.lineWatched == false
                 d.unprovenWindowClosedAt = nil
-                d.sizeBeforeDisable = d.tableSize
+                // an enable irqscope did not see (before it started, or a run of the kernel's
+                // program skipped) leaves the size unknown: the re-enable is then no grow, rather
+                // than one counted from 0 (seen on 7.3: 5 grows for 4)
+                d.sizeBeforeDisable = sizeKnown ? d.tableSize : Int.max
                 d.tableSize = 0
             }
         case .vfioSetIRQs(let s):

@@ -57,6 +57,20 @@ enum HostEnv {
         return try condition()
     }
 
+    /// irqscope's programs loaded now (id: name), by their names' mechanism prefixes
+    /// (BPF/common.h), and the links to them: what a run of irqscope may leave, and nothing that
+    /// another BPF user of the host (systemd's cgroup programs) loads or frees meanwhile.
+    static func irqscopeBPF() throws -> (programs: [Int: String], links: Set<Int>) {
+        let prefixes = ["fentry__", "fexit__", "kprobe__", "kretprobe__", "tp_btf__", "raw_tp__"]
+        let progs = try JSONSerialization.jsonObject(with: Data(try run(["bpftool", "-j", "prog", "show"]).stdout.utf8)) as? [[String: Any]] ?? []
+        var programs: [Int: String] = [:]
+        for p in progs {
+            if let id = p["id"] as? Int, let name = p["name"] as? String, prefixes.contains(where: name.hasPrefix) { programs[id] = name }
+        }
+        let links = try JSONSerialization.jsonObject(with: Data(try run(["bpftool", "-j", "link", "show"]).stdout.utf8)) as? [[String: Any]] ?? []
+        return (programs, Set(links.compactMap { l in (l["prog_id"] as? Int).flatMap { programs[$0] != nil ? l["id"] as? Int : nil } }))
+    }
+
     static func bpfLinkIDs() throws -> Set<Int> {
         let r = try run(["bpftool", "-j", "link", "show"])
         let list = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] ?? []
