@@ -56,6 +56,7 @@ extension Annotation {
                                          ("live", d.live.sorted().map(String.init).joined(separator: ",")),
                                          ("dropped", String(s.eventsDropped)), ("untracked", String(s.untracked)),
                                          ("kretprobe_misses", String(s.kretprobesMissed))]
+            if s.ringBytes > 0 { f += [("ring_bytes", String(s.ringBytes)), ("ring_peak", String(s.ringPeakBytes))] }
             if let at = d.at { f.append(("at", String(at))) }
             return f
         case .exit(let tgid):
@@ -147,6 +148,8 @@ extension Annotation {
         s.eventsDropped = try count("dropped")
         s.untracked = try count("untracked")
         s.kretprobesMissed = try count("kretprobe_misses")
+        s.ringBytes = try count("ring_bytes")
+        s.ringPeakBytes = try count("ring_peak")
         var at: UInt64?
         if f["at"] != nil { at = try count("at") }
         return Delivery(snapshot: s, live: live, at: at)

@@ -8,6 +8,9 @@ public struct DeliverySnapshot: Sendable, Equatable {
     public var untracked: UInt64
     public var eventsDropped: UInt64
     public var kretprobesMissed: UInt64
+    /// The lifecycle event ring's size, and the most it held when its reader looked (0: unknown).
+    public var ringBytes: UInt64 = 0
+    public var ringPeakBytes: UInt64 = 0
 
     public init(irqs: [Int: IRQCount] = [:], spurious: [Int: UInt64] = [:], untracked: UInt64 = 0,
                 eventsDropped: UInt64 = 0, kretprobesMissed: UInt64 = 0) {

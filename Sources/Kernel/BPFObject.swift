@@ -27,10 +27,6 @@ final class BPFObject: @unchecked Sendable {
     private var links: [(program: String, link: OpaquePointer)] = []
     private var closed = false
     private let lock = Mutex(())
-    private var ring: OpaquePointer?
-    private var ringSink: Unmanaged<RingSink>?
-    /// Separate from `lock`: the reader thread blocks in poll, scrapes must not wait on it.
-    private let ringLock = Mutex(())
 
     /// Opens (does not load) an ELF object held in memory. libbpf may keep pointers into the
     /// image until the object is closed, so the object owns a copy.
@@ -178,53 +174,8 @@ final class BPFObject: @unchecked Sendable {
         }
     }
 
-    final class RingSink {
-        let deliver: @Sendable (UnsafeRawBufferPointer) -> Void
-        init(_ deliver: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) { self.deliver = deliver }
-    }
-
-    func openRing(map fd: Int32, sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(KernelError) {
-        let box = Unmanaged.passRetained(RingSink(sink))
-        let rb = ring_buffer__new(fd, { ctx, data, size in
-            guard let ctx, let data else { return 0 }
-            Unmanaged<RingSink>.fromOpaque(ctx).takeUnretainedValue().deliver(UnsafeRawBufferPointer(start: data, count: size))
-            return 0
-        }, box.toOpaque(), nil)
-        guard let rb else {
-            box.release()
-            throw .errno("cannot open the event ring buffer")
-        }
-        ringLock.withLock { _ in
-            ring = rb
-            ringSink = box
-        }
-    }
-
-    /// The epoll descriptor that becomes readable when records wait (-EBADF when closed).
-    func ringWaitFD() -> Int32 {
-        ringLock.withLock { _ in ring.map { ring_buffer__epoll_fd($0) } ?? -EBADF }
-    }
-
-    /// Delivers the records already there without waiting; returns how many (or -errno).
-    func consumeRing() -> Int32 {
-        ringLock.withLock { _ in
-            guard let ring else { return -EBADF }
-            return ring_buffer__consume(ring)
-        }
-    }
-
-    func closeRing() {
-        ringLock.withLock { _ in
-            if let ring { ring_buffer__free(ring) }
-            ring = nil
-            ringSink?.release()
-            ringSink = nil
-        }
-    }
-
     /// Detaches every link and frees the object: nothing of ours stays in the kernel.
     func close() {
-        closeRing()
         lock.withLock { _ in
             guard !closed else { return }
             closed = true

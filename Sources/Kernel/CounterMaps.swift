@@ -42,10 +42,18 @@ extension KernelSession {
             }
         }
         for (irq, total) in totals.enumerated() where total.interrupts > 0 { snapshot.irqs[irq] = total }
-        let spurious = try readArray(fd: maps.spurious, entries: UInt32(IRQSCOPE_SPURIOUS_VECTORS), valueSize: 8, cpus: 1)
-        spurious.forEachKey { vector, perCPU in
-            let n = perCPU.reduce(UInt64(0)) { $0 &+ $1.loadUnaligned(as: UInt64.self) }
-            if n > 0 { snapshot.spurious[vector] = n }
+        let inPlace: Void? = spuriousCounts?.read(cpu: 0) { values in
+            for vector in 0..<Int(IRQSCOPE_SPURIOUS_VECTORS) {
+                let n = values.loadUnaligned(fromByteOffset: vector * 8, as: UInt64.self)
+                if n > 0 { snapshot.spurious[vector] = n }
+            }
+        }
+        if inPlace == nil {
+            let spurious = try readArray(fd: maps.spurious, entries: UInt32(IRQSCOPE_SPURIOUS_VECTORS), valueSize: 8, cpus: 1)
+            spurious.forEachKey { vector, perCPU in
+                let n = perCPU.reduce(UInt64(0)) { $0 &+ $1.loadUnaligned(as: UInt64.self) }
+                if n > 0 { snapshot.spurious[vector] = n }
+            }
         }
         let counters = try readArray(fd: maps.counters, entries: UInt32(IRQSCOPE_CTR_MAX.rawValue), valueSize: 8)
         counters.forEachKey { slot, perCPU in
@@ -56,6 +64,10 @@ extension KernelSession {
             case IRQSCOPE_CTR_ARGS_MISSED.rawValue: snapshot.kretprobesMissed = n
             default: break
             }
+        }
+        if let stream {
+            snapshot.ringBytes = UInt64(stream.bytes)
+            snapshot.ringPeakBytes = UInt64(stream.peakBytes)
         }
         return snapshot
     }

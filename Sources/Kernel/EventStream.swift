@@ -6,29 +6,39 @@ import Synchronization
 /// Swift concurrency pool (one thread per core) must not be parked on it, nor a Dispatch worker
 /// (a block that never returns holds one of libdispatch's pool for the whole run).
 final class EventStream: Sendable {
-    private let object: BPFObject
+    /// Separate from the object's lock: the reader thread consumes while scrapes read maps.
+    private let ring: Mutex<EventRing?>
+    private let sink: @Sendable (UnsafeRawBufferPointer) -> Void
     /// A pipe: the stream's thread waits on its read end, stop() writes to the other.
     private let stopPipe: (read: Int32, write: Int32)
     private let thread: Mutex<pthread_t?> = Mutex(nil)
     private let failure = Atomic<Int32>(0)
+    private let peak = Atomic<Int>(0)
+    let bytes: Int
     private let stopped = Atomic<Bool>(false)
 
     /// Why the stream stopped on its own (a negative errno's magnitude), 0 while it runs.
     var failedWith: Int32 { failure.load(ordering: .relaxed) }
 
-    init(object: BPFObject, mapFD: Int32, sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(KernelError) {
-        self.object = object
+    init(mapFD: Int32, sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(KernelError) {
+        self.sink = sink
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else { throw .errno("cannot create the ring buffer's stop pipe") }
         for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         stopPipe = (ends[0], ends[1])
-        do { try object.openRing(map: mapFD, sink: sink) } catch {
+        do {
+            let opened = try EventRing(mapFD: mapFD)
+            bytes = opened.bytes
+            ring = Mutex(opened)
+        } catch {
             Glibc.close(ends[0])
             Glibc.close(ends[1])
             throw error
         }
         let stopFD = ends[0]
-        let ringFD = object.ringWaitFD()
+        // A ring's descriptor polls readable while records wait (level, not edge: none is missed
+        // between a consume and the next wait).
+        let ringFD = mapFD
         let run: @Sendable () -> Void = { [self] in
             var fds = [pollfd(fd: ringFD, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
             while true {
@@ -36,9 +46,10 @@ final class EventStream: Sendable {
                 if n < 0 && errno == EINTR { continue }
                 if n < 0 { failure.store(errno, ordering: .relaxed); break }
                 if fds[1].revents != 0 { break }
+                if fds[0].revents & Int16(POLLERR | POLLNVAL) != 0 { failure.store(EIO, ordering: .relaxed); break }
                 if fds[0].revents != 0 {
-                    let consumed = object.consumeRing()
-                    if consumed < 0 && consumed != -EINTR { failure.store(-consumed, ordering: .relaxed); break }
+                    let n = consume()
+                    if n < 0 { failure.store(Int32(-n), ordering: .relaxed); break }
                 }
             }
         }
@@ -51,7 +62,7 @@ final class EventStream: Sendable {
         }, box)
         guard rc == 0 else {
             Unmanaged<Box>.fromOpaque(box).release()
-            object.closeRing()
+            unmap()
             Glibc.close(ends[0])
             Glibc.close(ends[1])
             throw .errno("cannot start the ring buffer's thread", rc)
@@ -65,15 +76,36 @@ final class EventStream: Sendable {
     }
 
     /// Delivers what is already in the ring without waiting.
-    func drain() { _ = object.consumeRing() }
+    func drain() { consume() }
+
+    /// The most the ring held when its reader looked: a lower bound of its fill.
+    var peakBytes: Int { peak.load(ordering: .relaxed) }
+
+    /// How many records were delivered, or -errno.
+    @discardableResult
+    private func consume() -> Int {
+        let (n, seen) = ring.withLock { ring -> (Int, Int) in
+            guard let ring else { return (-Int(EBADF), 0) }
+            return (ring.consume(sink), ring.peak)
+        }
+        peak.store(seen, ordering: .relaxed)
+        return n
+    }
+
+    private func unmap() {
+        ring.withLock { ring in
+            ring?.unmap()
+            ring = nil
+        }
+    }
 
     func stop() {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         var byte: UInt8 = 1
         _ = write(stopPipe.write, &byte, 1)
         if let id = thread.withLock({ $0 }) { pthread_join(id, nil) }
-        _ = object.consumeRing()
-        object.closeRing()
+        consume()
+        unmap()
         Glibc.close(stopPipe.read)
         Glibc.close(stopPipe.write)
     }

@@ -32,9 +32,10 @@ public final class KernelSession: @unchecked Sendable {
 
     /// Kernel statistics of every attached program (run counts and times need BPF stats on).
     public func programStats() -> [ProgramCost] { object.programStats() }
-    private var stream: EventStream?
-    /// The counts array mapped in place; nil where the kernel would not map it.
+    var stream: EventStream?
+    /// The counts and spurious arrays mapped in place; nil where the kernel would not map them.
     let counts: CountsMapping?
+    let spuriousCounts: CountsMapping?
     let summedCPUs: SummedCPUs
 
     public struct Maps: Sendable {
@@ -122,6 +123,7 @@ public final class KernelSession: @unchecked Sendable {
                          counters: counters, events: events)
         summedCPUs = SummedCPUs(possible: Int(cpus))
         counts = CountsMapping(fd: irqCounts, sliceBytes: Int(slots) * MemoryLayout<irqscope_irq_count>.stride, cpus: Int(cpus))
+        spuriousCounts = CountsMapping(fd: spurious, sliceBytes: Int(IRQSCOPE_SPURIOUS_VECTORS) * 8, cpus: 1)
         self.report = ProbeReport(families: outcome.plan.families, kernel: [
             .init(name: "kernel", value: facts.release),
             .init(name: "BTF", value: facts.btf.detail),
@@ -149,12 +151,13 @@ public final class KernelSession: @unchecked Sendable {
         stream?.stop()
         stream = nil
         counts?.unmap()
+        spuriousCounts?.unmap()
         object.close()
     }
 
     /// Starts delivering ring-buffer records to `sink` on a dedicated thread.
     public func startEvents(_ sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(KernelError) {
-        stream = try EventStream(object: object, mapFD: maps.events, sink: sink)
+        stream = try EventStream(mapFD: maps.events, sink: sink)
     }
 
     /// Hands any records already in the ring buffer to the sink (used before exit).

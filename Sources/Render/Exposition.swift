@@ -171,16 +171,23 @@ func formatValue(_ v: Double) -> String {
 /// (its escaped-string has no bare quote), and leaves quotes alone in text 0.0.4, where `\"`
 /// would be read as a backslash and a quote.
 private func putEscaped(_ s: String, quote: Bool, into out: inout [UInt8]) {
-    // nearly every value has nothing to escape: copied whole
-    guard s.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\n") || (quote && $0 == UInt8(ascii: "\"")) }) else {
-        return out.append(contentsOf: s.utf8)
-    }
-    for b in s.utf8 {
-        switch b {
-        case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-        case UInt8(ascii: "\"") where quote: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-        case UInt8(ascii: "\n"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-        default: out.append(b)
+    var s = s
+    // a plain loop over the bytes: String.UTF8View.contains(where:) was 3% of a scrape
+    s.withUTF8 { bytes in
+        var clean = true
+        for b in bytes where b == UInt8(ascii: "\\") || b == UInt8(ascii: "\n") || (quote && b == UInt8(ascii: "\"")) {
+            clean = false
+            break
+        }
+        // nearly every value has nothing to escape: copied whole
+        guard !clean else { return out.append(contentsOf: bytes) }
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case UInt8(ascii: "\"") where quote: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\n"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            default: out.append(b)
+            }
         }
     }
 }

@@ -220,6 +220,19 @@ public enum HostMetrics {
             MetricFamily("irqscope_kretprobe_misses", .counter,
                 help: "Returns seen by a kretprobe whose entry arguments were not saved (attached mid-call, or the stash was full).",
                 samples: [.init([], Double(model.kernel.kretprobesMissed))]),
+        ] + ring(model.kernel)
+    }
+
+    /// Absent where unknown (recordings from before it was kept).
+    static func ring(_ kernel: DeliverySnapshot) -> [MetricFamily] {
+        guard kernel.ringBytes > 0 else { return [] }
+        return [
+            MetricFamily("irqscope_events_ring_bytes", .gauge,
+                help: "Size of the lifecycle event ring buffer (--debug.ring-buffer-bytes).",
+                samples: [.init([], Double(kernel.ringBytes))]),
+            MetricFamily("irqscope_events_ring_peak_bytes", .gauge,
+                help: "The most the lifecycle event ring buffer held when irqscope read it, since start: a lower bound of its fill (it may have held more between reads). Events are dropped when it is full.",
+                samples: [.init([], Double(kernel.ringPeakBytes))]),
         ]
     }
 }

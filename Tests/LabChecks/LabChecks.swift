@@ -339,8 +339,18 @@ public enum LabChecks {
         if let small = try? parseExposition(String(contentsOfFile: dir + "/guests.drops.metrics", encoding: .utf8)) {
             let dropped = small.value("irqscope_events_dropped_total") ?? -1
             #expect(dropped > 0, "the one-page ring buffer dropped nothing, or did not say so")
+            // its records wrap the page's end all the time: each must still decode whole
+            #expect((small.value("irqscope_events_received_total") ?? 0) > 0 && small.value("irqscope_events_undecodable_total") == 0,
+                    "one-page ring: \(small.value("irqscope_events_received_total") ?? -1) received, \(small.value("irqscope_events_undecodable_total") ?? -1) undecodable")
             #expect(live.value("irqscope_events_dropped_total") == 0)
-            findings.append("a one-page ring buffer dropped \(Int(dropped)) events, counted; the default 4 MiB buffer dropped 0")
+            // the fill is served since stop 20 (fixtures kept before it have none)
+            if let size = live.value("irqscope_events_ring_bytes") {
+                let peak = live.value("irqscope_events_ring_peak_bytes") ?? -1
+                #expect(peak >= 0 && peak < size, "ring buffer \(size) bytes, peak fill \(peak)")
+                findings.append("a one-page ring buffer dropped \(Int(dropped)) events, counted; the default \(Int(size) >> 10) KiB buffer dropped 0, its fill peaked at \(Int(peak)) bytes when read")
+            } else {
+                findings.append("a one-page ring buffer dropped \(Int(dropped)) events, counted; the default buffer dropped 0")
+            }
         }
         // beta grew by disable and re-enable, as QEMU before 8.2 does, even where dynamic MSI-X exists
         if beta.cycles > 0 {

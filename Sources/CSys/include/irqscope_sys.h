@@ -32,4 +32,10 @@ int irqscope_unprivileged_map_read(int map_fd, uint32_t value_size);
  * reaches it either way. */
 extern void *swift_task_enqueueGlobal_hook;
 static inline void **irqscope_enqueue_global_hook(void) { return &swift_task_enqueueGlobal_hook; }
+/* The event ring's positions and record headers are shared with the kernel's producer: read
+ * with acquire, the consumer position published with release, as the kernel's ring buffer
+ * protocol requires (and libbpf does). */
+static inline uint64_t irqscope_load_acquire_u64(const void *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_ACQUIRE); }
+static inline uint32_t irqscope_load_acquire_u32(const void *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_ACQUIRE); }
+static inline void irqscope_store_release_u64(void *p, uint64_t v) { __atomic_store_n((uint64_t *)p, v, __ATOMIC_RELEASE); }
 #endif
