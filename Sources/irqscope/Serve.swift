@@ -200,6 +200,7 @@ struct Serve: AsyncParsableCommand {
             session.close()
             throw error
         }
+        collector.seedPresent()
         try stopIfInterrupted(logger) { collector.stop() }
         // The listeners are bound and the web config read: nothing left needs root's files or ports.
         // uid 0 without CAP_SETUID (a container granted only BPF and PERFMON) cannot switch: an
