@@ -30,11 +30,19 @@ extension Host {
             }
         }
 
+        /// A sample as one comparable line: its labels sorted, as a dictionary's order is not.
+        static func line(_ s: Sample) -> String {
+            s.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") + " \(s.value)"
+        }
+
         @Test func devicesAllocatedBeforeTheStartHaveTheirVectorsAndInterrupts() throws {
             let before = try Self.devices()
             try #require(!before.isEmpty, "no PCI device with MSI irqs on this host: nothing to check")
-            let (server, port) = try HostEnv.serve()
-            defer { _ = server.stop() }
+            let recording = NSTemporaryDirectory() + "irqscope-present-\(UUID().uuidString).rec"
+            defer { try? FileManager.default.removeItem(atPath: recording) }
+            let (server, port) = try HostEnv.serve(["--record", recording])
+            var stopped = false
+            defer { if !stopped { _ = server.stop() } }
 
             // the device counter over an interval, bounded by /proc/interrupts over the intervals
             // just inside and just outside it
@@ -81,6 +89,22 @@ extension Host {
             }
             #expect(moved > 0, "no device's interrupts moved under disk writes")
             print("present devices: " + summary.joined(separator: "; "))
+
+            // the recording replays to the device series the exporter served at its last scrape
+            _ = server.stop()
+            stopped = true
+            let replay = try run([HostEnv.binary, "replay", "--metrics", recording], timeout: 60)
+            #expect(replay.status == 0, "\(replay.stderr)")
+            let replayed = try parseExposition(replay.stdout)
+            for d in before {
+                for name in ["irqscope_msix_vectors", "irqscope_device_interrupts_total"] {
+                    let served = second.values(name, where: ["device": d.address]).map(Self.line).sorted()
+                    let again = replayed.values(name, where: ["device": d.address]).map(Self.line).sorted()
+                    #expect(!served.isEmpty && served == again, "\(d.address) \(name): served \(served), replayed \(again)")
+                }
+            }
+            let text = try String(contentsOfFile: recording, encoding: .isoLatin1)
+            #expect(text.components(separatedBy: "type=present").count - 1 == before.count, "one present annotation per device")
         }
     }
 }
