@@ -16,10 +16,10 @@ public struct PresentDevices: Sendable {
     /// What to record and apply, in order: each owner's `.process` (named as a live-seen VMM
     /// would be), then per device its `.device` (driver, INTx line) and `.present`.
     public func annotations() -> [Annotation] {
-        let devices = base + "sys/bus/pci/devices/"
+        let devices = root + "sys/bus/pci/devices/"
         var found: [Annotation.Present] = []
         // no IOMMU, no interrupt remapping: every vector is known to hold no IRTE
-        let noRemapping = listDirectory(base + "sys/class/iommu").isEmpty
+        let noRemapping = listDirectory(root + "sys/class/iommu").isEmpty
         var holders: Holders?
         for address in listDirectory(devices).sorted() {
             var irqs: [Int] = []
@@ -32,12 +32,12 @@ public struct PresentDevices: Sendable {
             guard !irqs.isEmpty else { continue }
             irqs.sort()
             // /proc is walked only when a device has irqs: once, whatever the number of devices
-            if holders == nil { holders = Holders(root: base) }
+            if holders == nil { holders = Holders(root: root) }
             found.append(Annotation.Present(
                 address: address, mode: msix ? .msix : .msi, irqs: irqs,
                 requested: irqs.filter { !resolver.actions(ofIRQ: $0).isEmpty },
                 msixEnabled: Self.msixEnabled(config: readBytes(devices + address + "/config", limit: 4096)),
-                owner: holders?.owner(of: address, root: base), noRemapping: noRemapping))
+                owner: holders?.owner(of: address, root: root), noRemapping: noRemapping))
         }
         var out: [Annotation] = []
         for tgid in Set(found.compactMap(\.owner)).sorted() {
@@ -49,8 +49,6 @@ public struct PresentDevices: Sendable {
         }
         return out
     }
-
-    private var base: String { root }
 
     /// The MSI-X Enable bit (Message Control bit 15) of the MSI-X capability (id 0x11), walking the
     /// capability list from 0x34. nil when it cannot be told: config space cut at the 64-byte
