@@ -60,14 +60,16 @@ final class Collector: Sendable {
     /// programs are attached (`session`), so whatever changes after this look is in the ring
     /// buffer, to be applied after it. Before capabilities are dropped: config space past its
     /// header, and a root VMM's /proc/PID/fd, need them.
-    func seedPresent(_ devices: PresentDevices = PresentDevices()) {
+    @discardableResult
+    func seedPresent(_ devices: PresentDevices = PresentDevices()) -> [Annotation] {
         let found = devices.annotations()
-        state.withLock { s in
+        return state.withLock { s in
             defer { s.reportRecordingFailure() }
             for a in found {
                 s.record(a)
                 s.pipeline.apply(a)
             }
+            return found
         }
     }
 
