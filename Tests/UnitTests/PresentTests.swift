@@ -152,6 +152,30 @@ import TestSupport
         #expect(pipeline.model.devices.devices.isEmpty && pipeline.model.devices.device(ofIRQ: 40) == nil)
     }
 
+    /// On a host with an IOMMU the look cannot tell which vectors hold an IRTE: the series are
+    /// absent (not 0) until the kernel reports an IRTE event for each; without one they are 0.
+    @Test func irtesOfSeededVectorsAreUnknownWhereAnIOMMUCouldRemap() {
+        func irteSeries(_ m: HostModel) -> (irtes: Double?, posted: Double?) {
+            let f = HostMetrics.deviceFamilies(m)
+            let irtes = f.first { $0.name == "irqscope_irte_entries" }?.samples.first?.value
+            let posted = f.first { $0.name == "irqscope_msix_vectors" }?.samples.first { $0.labels.contains { $0 == ("state", "posted") } }?.value
+            return (irtes, posted)
+        }
+        var m = HostModel()
+        m.seed(.init(address: Self.hostDevice, mode: .msix, irqs: [40, 41], requested: [40, 41], noRemapping: false))
+        #expect(irteSeries(m) == (nil, nil))
+        let e = { (kind: Event.Kind, irq: Int32) in
+            Event(timeNs: 1, result: 0, tgid: 1, pid: 1, irq: irq, comm: "k", device: Self.hostDevice, kind: kind)
+        }
+        m.apply(e(.irteAlloc(count: 1, msiIndex: 0), 40))
+        #expect(irteSeries(m) == (nil, nil), "irq 41 still unknown")
+        m.apply(e(.irteFree(count: 1), 41))
+        #expect(irteSeries(m) == (1, 0))
+        var none = HostModel()
+        none.seed(.init(address: Self.hostDevice, mode: .msix, irqs: [40], requested: [40], noRemapping: true))
+        #expect(irteSeries(none) == (0, 0))
+    }
+
     // MARK: - reading a host
 
     /// Config space with a capability list 0x40 (MSI) -> 0x50 (MSI-X, Message Control `control`).
