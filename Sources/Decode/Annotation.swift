@@ -9,6 +9,9 @@ public enum Annotation: Sendable, Equatable {
     /// loss in the window that opens could be seen at all. nil: not read (older recordings).
     case device(address: String, driver: String?, intx: Int?, lineActions: String? = nil)
     case delivery(Delivery)
+    /// A device's MSI/MSI-X irqs as they stood when irqscope started: what was allocated before
+    /// it could see the lifecycle events (every device on a host whose exporter restarts).
+    case present(Present)
     case exit(tgid: UInt32)
     case scrape(seq: Int)
     /// A line of the VMM's own trace (trace --qemu-trace), dated on the kernel's clock.
@@ -28,6 +31,40 @@ public enum Annotation: Sendable, Equatable {
             self.snapshot = snapshot
             self.live = live
             self.at = at
+        }
+    }
+
+    /// What sysfs and /proc showed of one PCI device at start, once the programs were attached:
+    /// anything that changes after the look is an event that follows it. Only what the look can
+    /// prove; the rest (the size the table was enabled with, IRTEs where an IOMMU could remap)
+    /// stays unknown.
+    public struct Present: Sendable, Equatable {
+        public enum Mode: String, Sendable { case msi, msix }
+
+        public var address: String
+        public var mode: Mode
+        /// /sys/bus/pci/devices/BDF/msi_irqs
+        public var irqs: [Int]
+        /// Of those, the ones with a handler (/sys/kernel/irq/N/actions not empty).
+        public var requested: [Int]
+        /// Message Control's enable bit of the MSI-X capability in config space; nil: not read
+        /// (config space past the header needs CAP_SYS_ADMIN, or no MSI-X capability found).
+        public var msixEnabled: Bool?
+        /// The process holding the device through VFIO (its group or its cdev open).
+        public var owner: UInt32?
+        /// The host has no IOMMU (/sys/class/iommu empty): no IRTE held, nothing posted. false:
+        /// unknown, as the look cannot tell which vectors an IOMMU remaps.
+        public var noRemapping: Bool
+
+        public init(address: String, mode: Mode, irqs: [Int], requested: [Int], msixEnabled: Bool? = nil,
+                    owner: UInt32? = nil, noRemapping: Bool = false) {
+            self.address = address
+            self.mode = mode
+            self.irqs = irqs
+            self.requested = requested
+            self.msixEnabled = msixEnabled
+            self.owner = owner
+            self.noRemapping = noRemapping
         }
     }
 }
@@ -58,6 +95,14 @@ extension Annotation {
                                          ("kretprobe_misses", String(s.kretprobesMissed))]
             if s.ringBytes > 0 { f += [("ring_bytes", String(s.ringBytes)), ("ring_peak", String(s.ringPeakBytes))] }
             if let at = d.at { f.append(("at", String(at))) }
+            return f
+        case .present(let p):
+            var f: [(String, String)] = [("type", "present"), ("address", p.address), ("mode", p.mode.rawValue),
+                                         ("irqs", p.irqs.map(String.init).joined(separator: ",")),
+                                         ("requested", p.requested.map(String.init).joined(separator: ","))]
+            if let enabled = p.msixEnabled { f.append(("msix_enabled", enabled ? "1" : "0")) }
+            if let owner = p.owner { f.append(("owner", String(owner))) }
+            if p.noRemapping { f.append(("remapping", "none")) }
             return f
         case .exit(let tgid):
             return [("type", "exit"), ("tgid", String(tgid))]
@@ -97,6 +142,8 @@ extension Annotation {
                            intx: f["intx"] == nil ? nil : Int(try number("intx", Int32.self)), lineActions: f["line_actions"])
         case "delivery":
             self = .delivery(try Self.delivery(f))
+        case "present":
+            self = .present(try Self.present(f))
         case "exit":
             self = .exit(tgid: try number("tgid", UInt32.self))
         case "scrape":
@@ -110,6 +157,37 @@ extension Annotation {
         case let other:
             throw AnnotationError("unknown annotation type \(other.prefix(40))")
         }
+    }
+
+    private static func present(_ f: [String: String]) throws(AnnotationError) -> Present {
+        func need(_ key: String) throws(AnnotationError) -> String {
+            guard let v = f[key] else { throw AnnotationError("present annotation without \(key)") }
+            return v
+        }
+        func irqs(_ key: String) throws(AnnotationError) -> [Int] {
+            var out: [Int] = []
+            for item in try need(key).split(separator: ",") {
+                guard let irq = Int32(item), irq >= 0 else { throw AnnotationError("present annotation: bad \(key) item \(item.prefix(40))") }
+                out.append(Int(irq))
+            }
+            return out
+        }
+        let modeText = try need("mode")
+        guard let mode = Present.Mode(rawValue: modeText) else { throw AnnotationError("present annotation: unknown mode \(modeText.prefix(40))") }
+        var enabled: Bool?
+        switch f["msix_enabled"] {
+        case nil: enabled = nil
+        case "1": enabled = true
+        case "0": enabled = false
+        case let other?: throw AnnotationError("present annotation: msix_enabled=\(other.prefix(40)) is not 0 or 1")
+        }
+        var owner: UInt32?
+        if let text = f["owner"] {
+            guard let tgid = UInt32(text) else { throw AnnotationError("present annotation: owner=\(text.prefix(40)) is not a number") }
+            owner = tgid
+        }
+        return Present(address: try need("address"), mode: mode, irqs: try irqs("irqs"), requested: try irqs("requested"),
+                       msixEnabled: enabled, owner: owner, noRemapping: f["remapping"] == "none")
     }
 
     private static func delivery(_ f: [String: String]) throws(AnnotationError) -> Delivery {

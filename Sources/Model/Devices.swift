@@ -32,6 +32,9 @@ public struct Devices: Sendable {
         public var unbacked = false
         public var irte = false
         public var posted = false
+        /// false for a vector found at start on a host with an IOMMU: whether it holds an IRTE,
+        /// and is posted, only an IRTE event on it tells.
+        public var irteKnown = true
     }
 
     public struct Device: Sendable {
@@ -45,6 +48,12 @@ public struct Devices: Sendable {
         public var msixEnabled = false
         /// Vectors in the MSI-X table the device was last enabled with, plus dynamic adds.
         public var tableSize = 0
+        /// Enabled before irqscope started: the size it was enabled with is unknown (msi_irqs
+        /// counts what is allocated now, not what the enable asked for), so a re-enable after
+        /// it is no grow.
+        var tableSizeUnknown = false
+        /// Its vectors were found at start (a `present` annotation), not seen allocated.
+        public var seeded = false
         /// MSI-X disable followed by enable, whatever the sizes.
         public var cycles: UInt64 = 0
         public var grows: [GrowMode: UInt64] = [:]
@@ -80,6 +89,9 @@ public struct Devices: Sendable {
         public var unbacked: Int { tally.unbacked }
         public var irtes: Int { tally.irtes }
         public var posted: Int { tally.posted }
+        /// Whether `irtes` and `posted` are what the device holds: not while a vector found at
+        /// start, on a host with an IOMMU, has had no IRTE event.
+        public var irtesKnown: Bool { tally.irteUnknown == 0 }
         /// What it holds now.
         public var holdings: Holdings { Holdings(allocated: vectors.count, requested: requested, irtes: irtes, posted: posted) }
         /// The most it held at once, each figure on its own: after a VMM exits, what it holds is
@@ -100,9 +112,10 @@ public struct Devices: Sendable {
     }
 
     fileprivate struct Tally: Sendable {
-        var requested = 0, unbacked = 0, irtes = 0, posted = 0
+        var requested = 0, unbacked = 0, irtes = 0, posted = 0, irteUnknown = 0
 
         mutating func count(_ v: Vector, _ n: Int) {
+            if !v.irteKnown { irteUnknown += n }
             if v.requested { requested += n }
             if v.unbacked { unbacked += n }
             if v.irte { irtes += n }
@@ -167,11 +180,11 @@ public struct Devices: Sendable {
             for k in 0..<Int(count) {
                 guard let address = irqDevice[irq + k] ?? e.device else { continue }
                 attach(irq + k, to: address)
-                devices[address]!.modify(irq + k) { $0.irte = true }
+                devices[address]!.modify(irq + k) { $0.irte = true; $0.irteKnown = true }
             }
         case .irteFree(let count):
             guard let irq = e.irq.map(Int.init) else { return }
-            for k in 0..<Int(count) { update(irq + k) { $0.irte = false; $0.posted = false } }
+            for k in 0..<Int(count) { update(irq + k) { $0.irte = false; $0.posted = false; $0.irteKnown = true } }
         case .irtePosted(let posted):
             guard e.result == 0, let irq = e.irq.map(Int.init) else { return }
             update(irq) { $0.posted = posted }
@@ -216,6 +229,7 @@ public struct Devices: Sendable {
                 d.disabledWithLiveVectors = false
                 d.msixEnabled = true
                 d.tableSize = Int(e.result)
+                d.tableSizeUnknown = false
                 d.requestedSinceEnable = false
             }
         case .msixAdd:
@@ -234,7 +248,7 @@ public struct Devices: Sendable {
             modify(address) { d in
                 // nested hooks (pci_free_irq_vectors -> pci_disable_msix) report one disable twice
                 if !d.msixEnabled && d.disabledAt != nil { return }
-                let sizeKnown = d.msixEnabled
+                let sizeKnown = d.msixEnabled && !d.tableSizeUnknown
                 d.msixEnabled = false
                 d.disabledAt = e.timeNs
                 d.disabledWithLiveVectors = d.requestedSinceEnable
@@ -312,6 +326,33 @@ public struct Devices: Sendable {
             devices[parked[0].address]!.lost[.catchAllVector, default: 0] &+= n
         } else {
             unattributedLost[.catchAllVector, default: 0] &+= n
+        }
+    }
+
+    /// A device as found at start. Its counters (grows, windows, losses) start at 0 and count only
+    /// what is seen from here; what the look cannot prove stays unknown. Events the kernel
+    /// reported between the programs' attach and the look follow it: each is one the look
+    /// already shows or one that changes it, so applying them again leaves the same devices.
+    public mutating func seed(_ p: Annotation.Present) {
+        let requested = Set(p.requested)
+        for irq in p.irqs {
+            attach(irq, to: p.address)
+            devices[p.address]!.modify(irq) { v in
+                v.requested = requested.contains(irq)
+                v.irteKnown = p.noRemapping
+            }
+        }
+        modify(p.address) { d in
+            d.seeded = true
+            if let owner = p.owner { d.owner = owner }
+            // msi_irqs holds MSI-X entries only while MSI-X is on: the kernel frees them at disable
+            let enabled = p.mode == .msix && (p.msixEnabled ?? !p.irqs.isEmpty)
+            d.msixEnabled = enabled
+            d.tableSizeUnknown = enabled
+            d.tableSize = 0
+            // vectors handled now were requested since whatever enable came before
+            d.requestedSinceEnable = enabled && !requested.isEmpty
+            d.peak = d.peak.max(d.holdings)
         }
     }
 

@@ -38,6 +38,9 @@ public struct HostModel: Sendable {
 
     public mutating func note(process: ProcessIdentity) { processes[process.tgid] = process }
 
+    /// A device as found at start (see `Devices.seed`).
+    public mutating func seed(_ present: Annotation.Present) { devices.seed(present) }
+
     public mutating func note(driver: String?, of address: String) { drivers[address] = driver }
 
     public mutating func note(line irq: Int, of address: String) { devices.note(line: irq, of: address) }

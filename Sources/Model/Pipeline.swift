@@ -140,6 +140,8 @@ public struct Pipeline: Sendable {
         case .delivery(let d):
             // a recording may repeat an irq: keep one
             deliver(d.snapshot, irqs: Dictionary(d.live.map { ($0, IRQInfo(name: "")) }, uniquingKeysWith: { a, _ in a }), at: d.at)
+        case .present(let p):
+            model.seed(p)
         case .exit(let tgid):
             if !keepExited { model.processExited(tgid) }
         case .vmmStep(let step):

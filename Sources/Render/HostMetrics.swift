@@ -137,13 +137,14 @@ public enum HostMetrics {
             let labels = [("guest", guest), ("driver", model.drivers[address] ?? ""), ("device", address)]
             vectors.add(labels + [("state", "allocated")], Double(d.vectors.count))
             vectors.add(labels + [("state", "requested")], Double(d.requested))
-            vectors.add(labels + [("state", "posted")], Double(d.posted))
+            // absent rather than 0 while the look at start could not tell (an IOMMU may remap)
+            if d.irtesKnown { vectors.add(labels + [("state", "posted")], Double(d.posted)) }
             vectors.add(labels + [("state", "unbacked")], Double(d.unbacked))
             delivered.add(labels, Double(d.delivered))
             for cause in Devices.LossCause.allCases where d.owner != nil || d.lost[cause] != nil {
                 lost.add(labels + [("cause", cause.rawValue)], Double(d.lost[cause] ?? 0))
             }
-            irtes.add(labels, Double(d.irtes))
+            if d.irtesKnown { irtes.add(labels, Double(d.irtes)) }
             for mode in Devices.GrowMode.allCases {
                 grows.add(labels + [("mode", mode.rawValue)], Double(d.grows[mode] ?? 0))
             }

@@ -157,7 +157,8 @@ public struct TraceSummary: Sendable {
             let lost = d.lost.filter { $0.value > 0 }.map { "\($0.key.rawValue) \($0.value)" }.sorted().joined(separator: " ")
             let (peak, now) = (d.peak, d.holdings)
             table.append([r.guest, r.device, r.driver, "\(peak.allocated)/\(now.allocated)", "\(peak.requested)/\(now.requested)",
-                          "\(peak.irtes)/\(now.irtes)", "\(peak.posted)/\(now.posted)",
+                          // found at start on a host with an IOMMU: not 0, unknown
+                          d.irtesKnown ? "\(peak.irtes)/\(now.irtes)" : "?", d.irtesKnown ? "\(peak.posted)/\(now.posted)" : "?",
                           "\(d.grows[.dynamic] ?? 0)/\(d.grows[.reenable] ?? 0)", String(d.cycles),
                           d.windows.count > 0 ? "\(d.windows.count)x \(format2(d.windows.sum * 1000)) ms" + (d.blindWindows > 0 ? ", \(d.blindWindows) blind" : "") : "-",
                           failures.isEmpty ? "-" : failures, lost.isEmpty ? "-" : lost])
@@ -206,9 +207,10 @@ public struct TraceSummary: Sendable {
                 return .object([
                     ("guest", .string(r.guest)), ("device", .string(r.device)), ("driver", .string(r.driver)),
                     ("allocated", .int(Int64(d.vectors.count))), ("requested", .int(Int64(d.requested))),
-                    ("irtes", .int(Int64(d.irtes))), ("posted", .int(Int64(d.posted))),
+                    ("irtes", d.irtesKnown ? .int(Int64(d.irtes)) : .null), ("posted", d.irtesKnown ? .int(Int64(d.posted)) : .null),
                     ("peak", .object([("allocated", .int(Int64(d.peak.allocated))), ("requested", .int(Int64(d.peak.requested))),
-                                      ("irtes", .int(Int64(d.peak.irtes))), ("posted", .int(Int64(d.peak.posted)))])),
+                                      ("irtes", d.irtesKnown ? .int(Int64(d.peak.irtes)) : .null),
+                                      ("posted", d.irtesKnown ? .int(Int64(d.peak.posted)) : .null)])),
                     ("grows_dynamic", .uint(d.grows[.dynamic] ?? 0)), ("grows_reenable", .uint(d.grows[.reenable] ?? 0)),
                     ("cycles", .uint(d.cycles)), ("windows", .uint(d.windows.count)), ("msix_off_seconds", .double(d.windows.sum)),
                     ("request_failures", .object(d.requestFailures.sorted { $0.key < $1.key }.map { (Errno.name($0.key), .uint($0.value)) })),

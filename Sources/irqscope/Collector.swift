@@ -56,6 +56,23 @@ final class Collector: Sendable {
         state = Mutex(State(pipeline: Pipeline(lifecycles: tracing, keepExited: tracing), recorder: recorder))
     }
 
+    /// The devices that hold MSI/MSI-X irqs already, recorded and applied before any event: the
+    /// programs are attached (`session`), so whatever changes after this look is in the ring
+    /// buffer, to be applied after it. Before capabilities are dropped: config space past its
+    /// header, and a root VMM's /proc/PID/fd, need them.
+    @discardableResult
+    func seedPresent(_ devices: PresentDevices = PresentDevices()) -> [Annotation] {
+        let found = devices.annotations()
+        return state.withLock { s in
+            defer { s.reportRecordingFailure() }
+            for a in found {
+                s.record(a)
+                s.pipeline.apply(a)
+            }
+            return found
+        }
+    }
+
     func start() throws {
         do {
             try session.startEvents { [self] record in

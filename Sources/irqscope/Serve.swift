@@ -200,6 +200,11 @@ struct Serve: AsyncParsableCommand {
             session.close()
             throw error
         }
+        // said once: an operator restarting the exporter sees that the running guests were found
+        let present = collector.seedPresent()
+        logger.info("devices found at start", metadata: [
+            "devices": "\(present.filter { if case .present = $0 { true } else { false } }.count)",
+            "guests": "\(present.compactMap { if case .process(let p) = $0 { p.name } else { nil } }.joined(separator: ","))"])
         try stopIfInterrupted(logger) { collector.stop() }
         // The listeners are bound and the web config read: nothing left needs root's files or ports.
         // uid 0 without CAP_SETUID (a container granted only BPF and PERFMON) cannot switch: an

@@ -70,6 +70,7 @@ struct Trace: ParsableCommand {
             collector = try Collector(session: session, record: record) { step, model in
                 output.show(step, model: model)
             }
+            collector.seedPresent()
             try collector.start()
         } catch {
             session.close()

@@ -106,9 +106,18 @@ final class DiskLoad {
     }
 
     func stop() {
-        // kill the shell, then any dd it left
+        // the shell stopped first, so that the dd it runs is the one killed; by pid, not by name:
+        // another worktree's tests may run the same load on this host
+        kill(process.pid, SIGSTOP)
+        let children = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry -> pid_t? in
+            guard let pid = pid_t(entry),
+                  let status = try? String(contentsOfFile: "/proc/\(entry)/status", encoding: .utf8),
+                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("PPid:") }),
+                  pid_t(line.dropFirst(5).trimmingCharacters(in: .whitespaces)) == process.pid else { return nil }
+            return pid
+        }
         kill(process.pid, SIGKILL)
+        for child in children { kill(child, SIGKILL) }
         _ = process.wait(timeout: 5)
-        _ = try? run(["pkill", "-f", "of=/dev/null iflag=direct bs=4k"])
     }
 }

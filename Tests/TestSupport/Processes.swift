@@ -103,6 +103,9 @@ public func httpGet(_ url: String, headers: [String] = []) throws -> (status: In
     guard r.status == 0 else { throw ExpositionError(description: "curl \(url) failed: \(r.stderr)") }
     var body = r.stdout
     let statusLine = body.split(separator: "\n").last.map(String.init) ?? "0"
+    // thrown, not trapped: a test process that crashes here leaves the irqscope it started
+    // running, its BPF programs attached (seen once under load: curl exited 0 with no output)
+    guard body.hasSuffix(statusLine) else { throw ExpositionError(description: "curl \(url): no status in \(body.prefix(80))") }
     body.removeLast(statusLine.count)
     if body.hasSuffix("\n") { body.removeLast() }
     let h = (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? ""
