@@ -8,16 +8,18 @@ extension KernelSession {
     /// Interrupt counts since attach, summed over CPUs: the per-interrupt array read in place
     /// (mapped), the small arrays by lookups. Map fds are used without the object lock: lookups
     /// are plain syscalls, safe beside the event thread.
-    public func readDelivery() throws(KernelError) -> DeliverySnapshot {
+    /// `irqsBelow`: no irq at or above it exists (the rest of each CPU's slice is not read).
+    public func readDelivery(irqsBelow: Int? = nil) throws(KernelError) -> DeliverySnapshot {
         var snapshot = DeliverySnapshot()
         let slots = Int(maps.irqSlots)
+        let read = min(slots, irqsBelow ?? slots)
         let stride = MemoryLayout<irqscope_irq_count>.stride
         let (cpus, probe) = summedCPUs.forRead(online: readFile("/sys/devices/system/cpu/online").flatMap(parseCPUList))
         var totals = [IRQCount](repeating: IRQCount(interrupts: 0, unhandled: 0), count: slots)
         /// Adds a CPU's slice (its slots are contiguous); whether it counted anything.
         func add(_ slice: UnsafeRawBufferPointer) -> Bool {
             var counted = false
-            for irq in 0..<slots {
+            for irq in 0..<read {
                 let c = slice.loadUnaligned(fromByteOffset: irq * stride, as: irqscope_irq_count.self)
                 totals[irq].interrupts &+= c.interrupts
                 totals[irq].unhandled &+= c.unhandled

@@ -330,6 +330,11 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         phase = .closing
         timer?.cancel()
         timer = nil
+        // NIO only ever moves its timerfd earlier: the cancelled timer would still wake an idle
+        // exporter once, seconds after its last scrape. A task due in a moment fires the timerfd
+        // now, and NIO then arms it for what is really left (one due already when the loop looks
+        // would be run without touching the timerfd).
+        context.eventLoop.assumeIsolated().scheduleTask(in: .microseconds(100)) {}
         releaseRequestSlot()
         connections.remove(self)
         self.context = nil

@@ -136,11 +136,13 @@ final class Collector: Sendable {
             // counting on with lifecycle events missing would look like a quiet host
             if let failure = session.eventsFailure { throw FatalError(message: failure.message) }
             let generation = events.load(ordering: .relaxed)
-            let snapshot = try session.readDelivery()
             // irqs beyond the counts array have no count of their own (they are in the untracked
             // total): a series for one would sit at zero while it fires
             let slots = Int(session.maps.irqSlots)
             let irqs = names.read(generation: generation).filter { $0.key < slots }
+            // only irqs that exist can have counted: slots are sized for twice the highest irq,
+            // and a 256-CPU host reads every CPU's slice at each scrape
+            let snapshot = try session.readDelivery(irqsBelow: (irqs.keys.max() ?? -1) + 1)
             let at = now?()
             return state.withLock { s in
                 defer { s.reportRecordingFailure() }

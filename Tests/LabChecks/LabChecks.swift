@@ -90,6 +90,17 @@ public enum LabChecks {
         #expect(live.value("irqscope_msix_vectors", labels.merging(["state": "requested"]) { $1 }) == Double(n))
         #expect(live.value("irqscope_irte_entries", labels) == Double(n))
         #expect(live.value("irqscope_guest_info", ["guest": "alpha", "pid": String(vmm.pid), "source": "qemu-name"]) == 1)
+        // an exporter started while alpha held its vectors found them and their owner at start
+        // (lab runs from stop 20 on; older fixtures have no late exporter)
+        if let text = try? String(contentsOfFile: dir + "/vfio.late.metrics", encoding: .utf8) {
+            let late = try parseExposition(text)
+            #expect(late.value("irqscope_msix_vectors", labels.merging(["state": "allocated"]) { $1 }) == Double(n), "late exporter: allocated")
+            #expect(late.value("irqscope_msix_vectors", labels.merging(["state": "requested"]) { $1 }) == Double(n), "late exporter: requested")
+            #expect(late.value("irqscope_guest_info", ["guest": "alpha", "pid": String(vmm.pid), "source": "qemu-name"]) == 1, "late exporter: guest")
+            // what it did not see stays unknown or zero, never guessed
+            #expect(late.value("irqscope_irte_entries", labels) == nil, "late exporter: IRTEs it never saw allocated")
+            #expect(late.values("irqscope_msix_grows_total", where: ["guest": "alpha"]).allSatisfy { $0.value == 0 }, "late exporter: grows it never saw")
+        }
 
         // while the VMM held its vectors (first scrape), and over the whole run
         let (held, _) = try replay(dir + "/vfio.rec", untilScrape: 1)

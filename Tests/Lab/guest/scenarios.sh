@@ -129,6 +129,12 @@ vfio_one() {
     sleep 1
     truth vfio $ALPHA
     scrape vfio.metrics
+    # an exporter started while alpha holds its vectors: it must find them, and whose they are
+    irqscope serve --web.listen-address=127.0.0.1:10343 > $R/vfio.late.serve.log 2>&1 &
+    LATE=$!
+    wait_for 120 timeout 10 wget -q -O /dev/null http://127.0.0.1:10343/healthz || log "the late exporter did not start"
+    timeout 60 wget -q -O $R/vfio.late.metrics http://127.0.0.1:10343/metrics || log "scrape vfio.late.metrics failed"
+    kill -TERM $LATE; wait $LATE
     kill -USR1 $VMM
     wait $VMM
     echo "exit=$?" >> $R/vfio.vmm.log
