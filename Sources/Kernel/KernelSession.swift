@@ -72,6 +72,7 @@ public final class KernelSession: @unchecked Sendable {
             let object = try BPFObject(image: image, name: "irqscope")
             object.setAutoload(Set(plan.programs.map(\.description)))
             try object.setMaxEntries(map: "irq_counts", slots * UInt32(cpus))
+            try object.setReadOnly("arm_cpus", min(UInt32(cpus), UInt32(IRQSCOPE_ARM_CPUS_MAX)))
             if let bytes = options.ringBufferBytes { try object.setMaxEntries(map: "events", bytes) }
             _ = LibbpfLog.drain()
             let loadStart = clock.now
