@@ -75,6 +75,23 @@ final class BPFObject: @unchecked Sendable {
         if rc != 0 { throw .errno("cannot size map \(map)", -rc) }
     }
 
+    /// Has libbpf parse vmlinux BTF now rather than in `load`: it keeps it for the load once a
+    /// tp_btf program's attach target is set (the target it would find itself). Errors are left
+    /// to the load to report.
+    func parseKernelBTF() {
+        lock.withLock { _ in
+            var p = bpf_object__next_program(object, nil)
+            while let prog = p {
+                let section = String(cString: bpf_program__section_name(prog))
+                if section.hasPrefix("tp_btf/") {
+                    _ = bpf_program__set_attach_target(prog, 0, String(section.dropFirst("tp_btf/".count)))
+                    return
+                }
+                p = bpf_object__next_program(object, prog)
+            }
+        }
+    }
+
     /// Sets a `const volatile` u32 in .rodata before loading: to the verifier it is a constant.
     func setReadOnly(_ variable: String, _ value: UInt32) throws(KernelError) {
         let done: Bool = lock.withLock { _ in

@@ -54,9 +54,22 @@ public final class KernelSession: @unchecked Sendable {
         // where start-up time goes, reported: under emulation (the lab) it takes tens of seconds
         let clock = ContinuousClock(), started = clock.now
         var planning = Duration.zero, loading = Duration.zero, attaching = Duration.zero
+        // libbpf parses vmlinux BTF for the load (12-15 ms here): on a second thread, the first
+        // round's object is opened and the parse done while planning looks at the kernel
+        let opening = Background.start { () -> (image: [UInt8], object: Result<BPFObject, KernelError>) in
+            let image = base64Decode(EmbeddedBPF.irqscope)
+            do throws(KernelError) {
+                let object = try BPFObject(image: image, name: "irqscope")
+                object.parseKernelBTF()
+                return (image, .success(object))
+            } catch { return (image, .failure(error)) }
+        }
         let facts = KernelFacts.gather()
         planning += clock.now - started
-        let image = base64Decode(EmbeddedBPF.irqscope)
+        let waited = clock.now
+        let (image, opened) = opening.join()
+        loading += clock.now - waited
+        var firstObject: Result<BPFObject, KernelError>? = opened
         let wanted = Self.irqSlots()
         let slots = min(wanted, options.maxIRQSlots ?? wanted)
         let cpus = libbpf_num_possible_cpus()
@@ -69,7 +82,13 @@ public final class KernelSession: @unchecked Sendable {
             return AttachPlan(catalog: catalog, facts: facts, allowed: options.allowed, failed: failed,
                               variants: ["irq_handler_exit": "__\(slots)"])
         }, attempt: { plan throws(KernelError) -> Settle.Attempt<BPFObject> in
-            let object = try BPFObject(image: image, name: "irqscope")
+            let object: BPFObject
+            if let first = firstObject {
+                firstObject = nil
+                object = try first.get()
+            } else {
+                object = try BPFObject(image: image, name: "irqscope")
+            }
             object.setAutoload(Set(plan.programs.map(\.description)))
             try object.setMaxEntries(map: "irq_counts", slots * UInt32(cpus))
             try object.setReadOnly("arm_cpus", min(UInt32(cpus), UInt32(IRQSCOPE_ARM_CPUS_MAX)))
