@@ -162,12 +162,23 @@ struct BTFIndex {
     }
 
     fileprivate init(_ btf: KernelBTF, names: Set<String>) {
-        // Strings are made only for names whose byte hash is one of the wanted names' hashes.
+        // Strings are made only for names whose byte hash is one of the wanted names' hashes, and
+        // hashed only when their first two bytes are some wanted name's (a bit per pair): most of
+        // vmlinux's 60,000 function names are not looked at further.
         let wanted = Set(names.map { name in name.utf8.withContiguousStorageIfAvailable { Self.hash($0) } ?? Self.hash(Array(name.utf8)) })
+        var prefixes = [UInt64](repeating: 0, count: 65536 / 64)
+        for name in names {
+            let u = Array(name.utf8)
+            let pair = Int(u.first ?? 0) | Int(u.count > 1 ? u[1] : 0) << 8
+            prefixes[pair >> 6] |= 1 << UInt64(pair & 63)
+        }
         btf.forEachType { id, record, cName in
             // planning asks only for functions and typedefs (btf_trace_<tracepoint>)
             let kind = (record.loadUnaligned(fromByteOffset: 4, as: UInt32.self) >> 24) & 0x1f
             guard let cName, kind == 12 || kind == 8 else { return }
+            let first = UInt8(bitPattern: cName[0])
+            let pair = Int(first) | (first == 0 ? 0 : Int(UInt8(bitPattern: cName[1])) << 8)
+            guard prefixes[pair >> 6] & (1 << UInt64(pair & 63)) != 0 else { return }
             let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(cName).assumingMemoryBound(to: UInt8.self), count: strlen(cName))
             guard wanted.contains(Self.hash(bytes)) else { return }
             let key = Key(name: String(decoding: bytes, as: UTF8.self), kind: kind)
