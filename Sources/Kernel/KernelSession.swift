@@ -3,6 +3,7 @@ import Glibc
 import IrqscopeABI
 import IrqscopeDecode
 import IrqscopeHost
+import Synchronization
 
 /// irqscope's connection to the kernel: the BPF object loaded with the programs this kernel
 /// accepts, attached, with a report of what is and is not covered.
@@ -54,16 +55,10 @@ public final class KernelSession: @unchecked Sendable {
         // where start-up time goes, reported: under emulation (the lab) it takes tens of seconds
         let clock = ContinuousClock(), started = clock.now
         var planning = Duration.zero, loading = Duration.zero, attaching = Duration.zero
-        // libbpf parses vmlinux BTF for the load (12-15 ms here): on a second thread, the first
-        // round's object is opened and the parse done while planning looks at the kernel
-        let opening = Background.start { () -> (image: [UInt8], object: Result<BPFObject, KernelError>) in
-            let image = base64Decode(EmbeddedBPF.irqscope)
-            do throws(KernelError) {
-                let object = try BPFObject(image: image, name: "irqscope")
-                object.parseKernelBTF()
-                return (image, .success(object))
-            } catch { return (image, .failure(error)) }
-        }
+        let opening = Self.early.withLock { early in
+            defer { early = nil }
+            return early
+        } ?? Self.opening()
         let facts = KernelFacts.gather()
         planning += clock.now - started
         let waited = clock.now
@@ -157,6 +152,33 @@ public final class KernelSession: @unchecked Sendable {
     }
 
     deinit { close() }
+
+    typealias Opened = (image: [UInt8], object: Result<BPFObject, KernelError>)
+    private static let early = Mutex<Background<Opened>?>(nil)
+
+    /// libbpf parses vmlinux BTF for the load (14 ms of CPU here, reading 5.5 MB through kernfs
+    /// into fresh pages): on a thread of its own, the first round's object is opened and the
+    /// parse done while the caller goes on (planning looks at the kernel meanwhile).
+    private static func opening() -> Background<Opened> {
+        Background.start {
+            let image = base64Decode(EmbeddedBPF.irqscope)
+            do throws(KernelError) {
+                let object = try BPFObject(image: image, name: "irqscope")
+                object.parseKernelBTF()
+                return (image, .success(object))
+            } catch { return (image, .failure(error)) }
+        }
+    }
+
+    /// Starts that work before the session is asked for, for `serve` (from its first
+    /// instruction: parsing the command line, starting the web server's threads and binding take
+    /// longer than the parse). Nothing reaches the kernel: the object is only opened.
+    public static func openEarly(libbpfDebug: Bool) {
+        LibbpfLog.install(verbose: libbpfDebug)
+        early.withLock { early in
+            if early == nil { early = opening() }
+        }
+    }
 
     static func seconds(_ d: Duration) -> String {
         let (s, atto) = d.components
