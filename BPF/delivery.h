@@ -26,6 +26,13 @@ struct {
     __type(value, struct irqscope_geometry);
 } geometry SEC(".maps");
 
+/* arm_first's and counted_so_far's loop bound: possible CPUs (capped), set by user space before
+ * loading. The verifier walks a bounded loop once per iteration, and each state it keeps at the
+ * loop head is compared with every later one: with the constant 1024 that was 130-280 ms of
+ * verifier time for vector_activate alone, on a 2-CPU host. Read-only data is a known constant
+ * to the verifier, so it unrolls only as many iterations as the host has CPUs. */
+const volatile u32 arm_cpus = IRQSCOPE_ARM_CPUS_MAX;
+
 /* Not per CPU: spurious interrupts are rare enough for an atomic add, and a per-CPU array is
  * a value per vector and possible CPU that every scrape copies (512 KiB at 256 CPUs). Mmapable:
  * a scrape reads it in place, where a batch lookup (an element at a time inside the kernel) was
@@ -83,7 +90,7 @@ static __always_inline void arm_first(u32 irq)
     if (!g || irq >= g->slots)
         return;
     u32 slots = g->slots, cpus = g->cpus;
-    for (u32 cpu = 0; cpu < IRQSCOPE_ARM_CPUS_MAX && cpu < cpus; cpu++) {
+    for (u32 cpu = 0; cpu < arm_cpus && cpu < IRQSCOPE_ARM_CPUS_MAX && cpu < cpus; cpu++) {
         u32 key = cpu * slots + irq;
         struct irqscope_irq_count *c = bpf_map_lookup_elem(&irq_counts, &key);
         if (c)
@@ -102,7 +109,7 @@ static __always_inline u64 counted_so_far(u32 irq)
         return 0;
     u32 slots = g->slots, cpus = g->cpus;
     u64 sum = 0;
-    for (u32 cpu = 0; cpu < IRQSCOPE_ARM_CPUS_MAX && cpu < cpus; cpu++) {
+    for (u32 cpu = 0; cpu < arm_cpus && cpu < IRQSCOPE_ARM_CPUS_MAX && cpu < cpus; cpu++) {
         u32 key = cpu * slots + irq;
         struct irqscope_irq_count *c = bpf_map_lookup_elem(&irq_counts, &key);
         if (c)

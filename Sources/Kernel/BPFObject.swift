@@ -71,6 +71,48 @@ final class BPFObject: @unchecked Sendable {
         if rc != 0 { throw .errno("cannot size map \(map)", -rc) }
     }
 
+    /// Has libbpf parse vmlinux BTF now rather than in `load`: it keeps it for the load once a
+    /// tp_btf program's attach target is set (the target it would find itself). Errors are left
+    /// to the load to report.
+    func parseKernelBTF() {
+        lock.withLock { _ in
+            var p = bpf_object__next_program(object, nil)
+            while let prog = p {
+                let section = String(cString: bpf_program__section_name(prog))
+                if section.hasPrefix("tp_btf/") {
+                    _ = bpf_program__set_attach_target(prog, 0, String(section.dropFirst("tp_btf/".count)))
+                    return
+                }
+                p = bpf_object__next_program(object, prog)
+            }
+        }
+    }
+
+    /// Sets a `const volatile` u32 in .rodata before loading: to the verifier it is a constant.
+    func setReadOnly(_ variable: String, _ value: UInt32) throws(KernelError) {
+        let done: Bool = lock.withLock { _ in
+            guard let btf = bpf_object__btf(object), let map = bpf_object__find_map_by_name(object, ".rodata") else { return false }
+            var size = 0
+            guard let data = bpf_map__initial_value(map, &size).map(UnsafeMutableRawPointer.init(mutating:)) else { return false }
+            let section = btf__find_by_name_kind(btf, ".rodata", btfKindDatasec)
+            guard section > 0, let sec = btf__type_by_id(btf, UInt32(section)) else { return false }
+            // struct btf_type (12 bytes), then vlen struct btf_var_secinfo {type, offset, size}
+            let infos = UnsafeRawPointer(sec).advanced(by: 12)
+            for i in 0..<Int(sec.pointee.info & 0xffff) {
+                let type = infos.load(fromByteOffset: i * 12, as: UInt32.self)
+                let offset = Int(infos.load(fromByteOffset: i * 12 + 4, as: UInt32.self))
+                let bytes = Int(infos.load(fromByteOffset: i * 12 + 8, as: UInt32.self))
+                guard let v = btf__type_by_id(btf, type), let name = btf__name_by_offset(btf, v.pointee.name_off),
+                      String(cString: name) == variable else { continue }
+                guard bytes == 4, offset + 4 <= size else { return false }
+                data.storeBytes(of: value, toByteOffset: offset, as: UInt32.self)
+                return true
+            }
+            return false
+        }
+        if !done { throw KernelError("the BPF object lacks its read-only variable \(variable)") }
+    }
+
     /// Loads every program whose autoload is on. On failure, the errno and the programs the
     /// verifier refused, each with what doctor should say.
     func load() -> (errno: Int32, refused: [String: String]) {
@@ -185,3 +227,6 @@ final class BPFObject: @unchecked Sendable {
         }
     }
 }
+
+// include/uapi/linux/btf.h's BTF_KIND_DATASEC (the macro imports ambiguously).
+private let btfKindDatasec: UInt32 = 15

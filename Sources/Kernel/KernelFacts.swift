@@ -56,8 +56,7 @@ extension KernelFacts {
         let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
 
         let hooks = catalog.flatMap { $0.alternatives.flatMap(\.hooks) }
-        let vmlinux = btf__load_vmlinux_btf()
-        defer { if let vmlinux { btf__free(vmlinux) } }
+        let vmlinux = KernelBTF(path: "/sys/kernel/btf/vmlinux") ?? libbpfVmlinuxBTF()
         let btf: Availability = vmlinux != nil
             ? .available("/sys/kernel/btf/vmlinux")
             : .unavailable(short: "no kernel BTF",
@@ -78,16 +77,15 @@ extension KernelFacts {
         // BTF of the kernel object that should hold a hook: vmlinux, or a module's split BTF (a
         // "module" built into the kernel has a /sys/module entry without initstate, and its
         // types in vmlinux).
-        var moduleBTF: [String: OpaquePointer?] = [:]
-        defer { for case let b? in moduleBTF.values { btf__free(b) } }
+        var moduleBTF: [String: KernelBTF?] = [:]
         func isBuiltin(_ module: String) -> Bool {
             fileExists("/sys/module/\(module)") && !fileExists("/sys/module/\(module)/initstate")
         }
-        func btfFor(_ module: String?) -> OpaquePointer? {
+        func btfFor(_ module: String?) -> KernelBTF? {
             guard let vmlinux else { return nil }
             guard let module, !isBuiltin(module) else { return vmlinux }
             if let cached = moduleBTF[module] { return cached }
-            let loaded = fileExists("/sys/kernel/btf/\(module)") ? btf__load_module_btf(module, vmlinux) : nil
+            let loaded = KernelBTF(path: "/sys/kernel/btf/\(module)", base: vmlinux)
             moduleBTF[module] = loaded
             return loaded
         }
@@ -98,7 +96,7 @@ extension KernelFacts {
         func has(_ name: String, kind: UInt32, module: String?) -> Bool {
             guard let b = btfFor(module) else { return false }
             let key = module.flatMap { isBuiltin($0) ? nil : $0 } ?? "vmlinux"
-            if indexes[key] == nil { indexes[key] = BTFIndex(b, names: names) }
+            if indexes[key] == nil { indexes[key] = b.index(names: names) }
             return indexes[key]!.id(name, kind: kind) != nil
         }
 
@@ -120,7 +118,7 @@ extension KernelFacts {
             }
         }
 
-        if let vmlinux, indexes["vmlinux"] == nil { indexes["vmlinux"] = BTFIndex(vmlinux, names: names) }
+        if let vmlinux, indexes["vmlinux"] == nil { indexes["vmlinux"] = vmlinux.index(names: names) }
         let (trampolines, funcRet) = probeTrampolines(indexes["vmlinux"].map { $0.id(trampolineTarget, kind: btfKindFunc) })
         let clock = ContinuousClock(), start = clock.now
         // /proc/kallsyms takes the kernel 70-90 ms to list: read only for what nothing else
@@ -133,7 +131,7 @@ extension KernelFacts {
         let kallsymsTime = wanted.isEmpty ? nil : clock.now - start
         let symbols = HostPosture.KernelSymbols(
             allocAt: found.contains("pci_msix_alloc_irq_at") || has("pci_msix_alloc_irq_at", kind: btfKindFunc, module: nil),
-            vfioHasDynMSIX: btfFor("vfio_pci_core").flatMap { hasMember($0, struct: "vfio_pci_core_device", member: "has_dyn_msix") },
+            vfioHasDynMSIX: btfFor("vfio_pci_core").flatMap { $0.hasMember(struct: "vfio_pci_core_device", member: "has_dyn_msix") },
             vfioDynamicFunctions: found.contains("vfio_msi_alloc_irq") || found.contains("vfio_irq_ctx_alloc"))
         return KernelFacts(release: release, btf: btf, trampolines: trampolines, funcRet: funcRet, kprobes: kprobes,
                            modules: modules, btfFunctions: btfFunctions, btfTracepoints: btfTracepoints,
@@ -141,18 +139,13 @@ extension KernelFacts {
                            posture: HostPosture(symbols: symbols, files: .read()))
     }
 
-    /// Whether the BTF's struct has the member; nil when the struct is not there at all.
-    private static func hasMember(_ btf: OpaquePointer, struct name: String, member: String) -> Bool? {
-        let id = btf__find_by_name_kind(btf, name, btfKindStruct)
-        guard id > 0, let t = btf__type_by_id(btf, UInt32(id)) else { return nil }
-        // struct btf_type (12 bytes), then vlen struct btf_member {name_off, type, offset}
-        let vlen = Int(t.pointee.info & 0xffff)
-        let members = UnsafeRawPointer(t).advanced(by: 12)
-        for i in 0..<vlen {
-            let nameOff = members.load(fromByteOffset: i * 12, as: UInt32.self)
-            if let n = btf__name_by_offset(btf, nameOff), String(cString: n) == member { return true }
-        }
-        return false
+    /// vmlinux BTF where /sys/kernel/btf has none: libbpf also looks for it in /boot's ELF files.
+    private static func libbpfVmlinuxBTF() -> KernelBTF? {
+        guard let btf = btf__load_vmlinux_btf() else { return nil }
+        defer { btf__free(btf) }
+        var size: UInt32 = 0
+        guard let raw = btf__raw_data(btf, &size) else { return nil }
+        return KernelBTF(copying: UnsafeRawBufferPointer(start: raw, count: Int(size)))
     }
 
     static let noFuncRet = "this kernel has no bpf_get_func_ret (helper 184, Linux 5.17+), which fexit programs use to read the return value"
@@ -260,6 +253,5 @@ extension KernelFacts {
 // include/uapi/linux/btf.h; the macros import ambiguously (the enum and its #define).
 /// The function the trampoline test attaches an empty fentry program to.
 private let trampolineTarget = "request_threaded_irq"
-private let btfKindStruct: UInt32 = 4
 private let btfKindTypedef: UInt32 = 8
 private let btfKindFunc: UInt32 = 12

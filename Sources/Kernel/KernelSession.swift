@@ -3,6 +3,7 @@ import Glibc
 import IrqscopeABI
 import IrqscopeDecode
 import IrqscopeHost
+import Synchronization
 
 /// irqscope's connection to the kernel: the BPF object loaded with the programs this kernel
 /// accepts, attached, with a report of what is and is not covered.
@@ -55,9 +56,16 @@ public final class KernelSession: @unchecked Sendable {
         // where start-up time goes, reported: under emulation (the lab) it takes tens of seconds
         let clock = ContinuousClock(), started = clock.now
         var planning = Duration.zero, loading = Duration.zero, attaching = Duration.zero
+        let opening = Self.early.withLock { early in
+            defer { early = nil }
+            return early
+        } ?? Self.opening()
         let facts = KernelFacts.gather()
         planning += clock.now - started
-        let image = base64Decode(EmbeddedBPF.irqscope)
+        let waited = clock.now
+        let (image, opened) = opening.join()
+        loading += clock.now - waited
+        var firstObject: Result<BPFObject, KernelError>? = opened
         let wanted = Self.irqSlots()
         let slots = min(wanted, options.maxIRQSlots ?? wanted)
         let cpus = libbpf_num_possible_cpus()
@@ -70,9 +78,16 @@ public final class KernelSession: @unchecked Sendable {
             return AttachPlan(catalog: catalog, facts: facts, allowed: options.allowed, failed: failed,
                               variants: ["irq_handler_exit": "__\(slots)"])
         }, attempt: { plan throws(KernelError) -> Settle.Attempt<BPFObject> in
-            let object = try BPFObject(image: image, name: "irqscope")
+            let object: BPFObject
+            if let first = firstObject {
+                firstObject = nil
+                object = try first.get()
+            } else {
+                object = try BPFObject(image: image, name: "irqscope")
+            }
             object.setAutoload(Set(plan.programs.map(\.description)))
             try object.setMaxEntries(map: "irq_counts", slots * UInt32(cpus))
+            try object.setReadOnly("arm_cpus", min(UInt32(cpus), UInt32(IRQSCOPE_ARM_CPUS_MAX)))
             if let bytes = options.ringBufferBytes { try object.setMaxEntries(map: "events", bytes) }
             _ = LibbpfLog.drain()
             let loadStart = clock.now
@@ -139,6 +154,33 @@ public final class KernelSession: @unchecked Sendable {
     }
 
     deinit { close() }
+
+    typealias Opened = (image: [UInt8], object: Result<BPFObject, KernelError>)
+    private static let early = Mutex<Background<Opened>?>(nil)
+
+    /// libbpf parses vmlinux BTF for the load (14 ms of CPU here, reading 5.5 MB through kernfs
+    /// into fresh pages): on a thread of its own, the first round's object is opened and the
+    /// parse done while the caller goes on (planning looks at the kernel meanwhile).
+    private static func opening() -> Background<Opened> {
+        Background.start {
+            let image = base64Decode(EmbeddedBPF.irqscope)
+            do throws(KernelError) {
+                let object = try BPFObject(image: image, name: "irqscope")
+                object.parseKernelBTF()
+                return (image, .success(object))
+            } catch { return (image, .failure(error)) }
+        }
+    }
+
+    /// Starts that work before the session is asked for, for `serve` (from its first
+    /// instruction: parsing the command line, starting the web server's threads and binding take
+    /// longer than the parse). Nothing reaches the kernel: the object is only opened.
+    public static func openEarly(libbpfDebug: Bool) {
+        LibbpfLog.install(verbose: libbpfDebug)
+        early.withLock { early in
+            if early == nil { early = opening() }
+        }
+    }
 
     static func seconds(_ d: Duration) -> String {
         let (s, atto) = d.components

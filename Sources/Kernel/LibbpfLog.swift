@@ -13,6 +13,9 @@ enum LibbpfLog {
         Self.verbose.store(verbose, ordering: .relaxed)
         _ = libbpf_set_print { level, format, args in
             guard let format, let args else { return 0 }
+            // libbpf prints hundreds of debug lines per load (one per CO-RE relocation): formatting
+            // each into a 64 KiB buffer only to drop it was 2% of start-up
+            if level == LIBBPF_DEBUG && !LibbpfLog.verbose.load(ordering: .relaxed) { return 0 }
             var buffer = [CChar](repeating: 0, count: 65536)
             let n = vsnprintf(&buffer, buffer.count, format, args)
             guard n > 0 else { return 0 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import IrqscopeKernel
 
 @main
 struct Irqscope: AsyncParsableCommand {
@@ -15,6 +16,12 @@ struct Irqscope: AsyncParsableCommand {
     static func main() async {
         // a recording past a file size limit fails its write (EFBIG, reported) instead of killing irqscope
         signal(SIGXFSZ, SIG_IGN)
+        // before the command line is parsed (5-10 ms): the object opened and kernel BTF parsed on
+        // a second thread by the time serve loads (KernelSession.openEarly)
+        let arguments = CommandLine.arguments.dropFirst()
+        if arguments.first == "serve" && !arguments.contains(where: { $0 == "--help" || $0 == "-h" }) {
+            KernelSession.openEarly(libbpfDebug: arguments.contains("--debug.libbpf"))
+        }
         do {
             var command = try parseAsRoot()
             if let serve = command as? Serve {

@@ -1,0 +1,48 @@
+import Glibc
+
+/// A value computed on a thread of its own while the caller goes on; `join` waits for it.
+/// A plain thread: start-up must not wake libdispatch's workers or Swift concurrency's pool
+/// for one piece of work (each brings threads that stay).
+final class Background<T>: @unchecked Sendable {
+    private var result: T?
+    private var thread: pthread_t?
+    private let body: () -> T
+
+    private init(_ body: @escaping () -> T) { self.body = body }
+
+    static func start(_ body: @escaping () -> T) -> Background<T> {
+        let work = Background(body)
+        work.thread = spawnThread { work.result = work.body() }
+        return work
+    }
+
+    /// The value; computed here when no thread could be started.
+    func join() -> T {
+        if let thread {
+            pthread_join(thread, nil)
+            self.thread = nil
+        }
+        if result == nil { result = body() }
+        return result!
+    }
+}
+
+private final class ThreadBody {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+}
+
+/// Starts `run` on a new thread; nil when none could be started.
+private func spawnThread(_ run: @escaping () -> Void) -> pthread_t? {
+    var id = pthread_t()
+    let box = Unmanaged.passRetained(ThreadBody(run)).toOpaque()
+    let rc = pthread_create(&id, nil, { arg in
+        Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue().run()
+        return nil
+    }, box)
+    guard rc == 0 else {
+        Unmanaged<ThreadBody>.fromOpaque(box).release()
+        return nil
+    }
+    return id
+}
