@@ -6,7 +6,7 @@ import ArgumentParser
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "irqscope-bench",
-        abstract: "irqscope's benchmarks: per-interrupt BPF cost (bpf), serving against node_exporter (serve), scrape times of running exporters (scrapes).",
-        subcommands: [BPFCost.self, ServeBench.self, ScrapeTimes.self],
+        abstract: "irqscope's benchmarks: per-interrupt BPF cost (bpf), serving against node_exporter (serve), scrape times of running exporters (scrapes), the counts read of a scrape at many CPUs (counts).",
+        subcommands: [BPFCost.self, ServeBench.self, ScrapeTimes.self, CountsRead.self],
         defaultSubcommand: BPFCost.self)
 }

@@ -16,17 +16,7 @@ extension KernelSession {
         let stride = MemoryLayout<irqscope_irq_count>.stride
         let (cpus, probe) = summedCPUs.forRead(online: readFile("/sys/devices/system/cpu/online").flatMap(parseCPUList))
         var totals = [IRQCount](repeating: IRQCount(interrupts: 0, unhandled: 0), count: slots)
-        /// Adds a CPU's slice (its slots are contiguous); whether it counted anything.
-        func add(_ slice: UnsafeRawBufferPointer) -> Bool {
-            var counted = false
-            for irq in 0..<read {
-                let c = slice.loadUnaligned(fromByteOffset: irq * stride, as: irqscope_irq_count.self)
-                totals[irq].interrupts &+= c.interrupts
-                totals[irq].unhandled &+= c.unhandled
-                counted = counted || c.interrupts > 0
-            }
-            return counted
-        }
+        func add(_ slice: UnsafeRawBufferPointer) -> Bool { Self.add(slice, irqs: read, to: &totals) }
         var mapped = counts != nil
         for cpu in cpus where mapped {
             // the CPU looked at in turn is mapped only for this read: it has most likely never
@@ -73,6 +63,24 @@ extension KernelSession {
         }
         return snapshot
     }
+}
+
+extension KernelSession {
+    /// Adds a CPU's slice of the counts (its first `irqs` slots) to `totals`; whether it counted
+    /// anything. Public for the benchmark of a scrape's reads at many CPUs.
+    public static func add(_ slice: UnsafeRawBufferPointer, irqs: Int, to totals: inout [IRQCount]) -> Bool {
+        let stride = MemoryLayout<irqscope_irq_count>.stride
+        var counted = false
+        for irq in 0..<irqs {
+            let c = slice.loadUnaligned(fromByteOffset: irq * stride, as: irqscope_irq_count.self)
+            totals[irq].interrupts &+= c.interrupts
+            totals[irq].unhandled &+= c.unhandled
+            counted = counted || c.interrupts > 0
+        }
+        return counted
+    }
+
+    public static var countSlotBytes: Int { MemoryLayout<irqscope_irq_count>.stride }
 }
 
 /// The whole of an array map, key-major: values[key][cpu] (one value per key for a plain array).

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Glibc
+import IrqscopeDecode
+import IrqscopeKernel
+
+/// What a scrape's read of the per-interrupt counts costs on a host with many CPUs online, which
+/// the lab cannot boot (TCG; its 256-CPU guest has 2 online): irqscope's own summing code over an
+/// array laid out as the kernel's, in this machine's memory.
+struct CountsRead: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "counts",
+        abstract: "Time summing the per-interrupt counts of CPUS online CPUs, IRQS irqs each, out of SLOTS per CPU, as a scrape does (p50 of 31).")
+
+    @Option(help: "CPUs online, each with a slice of the counts.")
+    var cpus = 256
+    @Option(help: "Irqs summed per CPU: up to the highest that exists.")
+    var irqs = 2073
+    @Option(help: "Slots per CPU's slice (a power of two, twice the highest irq at start).")
+    var slots = 8192
+
+    func validate() throws {
+        if cpus < 1 || irqs < 1 || slots < irqs { throw ValidationError("need 1 <= --irqs <= --slots and --cpus >= 1") }
+    }
+
+    func run() throws {
+        let slice = slots * KernelSession.countSlotBytes
+        let array = UnsafeMutableRawBufferPointer.allocate(byteCount: cpus * slice, alignment: 4096)
+        defer { array.deallocate() }
+        // every page written, as the kernel's preallocated array is
+        for i in stride(from: 0, to: array.count, by: 8) { array.storeBytes(of: UInt64(i & 0xff), toByteOffset: i, as: UInt64.self) }
+        var times: [Double] = []
+        var checksum: UInt64 = 0
+        for _ in 0..<31 {
+            var totals = [IRQCount](repeating: IRQCount(interrupts: 0, unhandled: 0), count: slots)
+            let start = monotonicNs()
+            for cpu in 0..<cpus {
+                _ = KernelSession.add(UnsafeRawBufferPointer(rebasing: array[(cpu * slice)..<((cpu + 1) * slice)]), irqs: irqs, to: &totals)
+            }
+            times.append(Double(monotonicNs() - start) / 1e6)
+            checksum &+= totals[irqs - 1].interrupts
+        }
+        times.sort()
+        let mb = Double(cpus * irqs * KernelSession.countSlotBytes) / 1e6
+        func two(_ v: Double) -> String { String(Double(Int(v * 100 + 0.5)) / 100) }
+        print("counts read: \(cpus) CPUs x \(irqs) irqs of \(slots) slots (\(two(mb)) MB of slots): p50 \(two(times[15])) ms, p90 \(two(times[27])) ms (checksum \(checksum))")
+    }
+
+    private func monotonicNs() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+}
