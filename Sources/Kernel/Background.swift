@@ -12,7 +12,7 @@ final class Background<T>: @unchecked Sendable {
 
     static func start(_ body: @escaping () -> T) -> Background<T> {
         let work = Background(body)
-        work.thread = spawnThread { work.result = work.body() }
+        work.thread = try? spawnThread { work.result = work.body() }.get()
         return work
     }
 
@@ -32,8 +32,8 @@ private final class ThreadBody {
     init(_ run: @escaping () -> Void) { self.run = run }
 }
 
-/// Starts `run` on a new thread; nil when none could be started.
-private func spawnThread(_ run: @escaping () -> Void) -> pthread_t? {
+/// Starts `run` on a new thread.
+func spawnThread(_ run: @escaping () -> Void) -> Result<pthread_t, KernelError> {
     var id = pthread_t()
     let box = Unmanaged.passRetained(ThreadBody(run)).toOpaque()
     let rc = pthread_create(&id, nil, { arg in
@@ -42,7 +42,7 @@ private func spawnThread(_ run: @escaping () -> Void) -> pthread_t? {
     }, box)
     guard rc == 0 else {
         Unmanaged<ThreadBody>.fromOpaque(box).release()
-        return nil
+        return .failure(.errno("cannot start a thread", rc))
     }
-    return id
+    return .success(id)
 }

@@ -53,26 +53,14 @@ final class EventStream: Sendable {
                 }
             }
         }
-        var id = pthread_t()
-        let box = Unmanaged.passRetained(Box(run)).toOpaque()
-        let rc = pthread_create(&id, nil, { arg in
-            let body = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body
-            body()
-            return nil
-        }, box)
-        guard rc == 0 else {
-            Unmanaged<Box>.fromOpaque(box).release()
+        switch spawnThread(run) {
+        case .success(let id): thread.withLock { $0 = id }
+        case .failure(let error):
             unmap()
             Glibc.close(ends[0])
             Glibc.close(ends[1])
-            throw .errno("cannot start the ring buffer's thread", rc)
+            throw KernelError("the ring buffer's reader: \(error.message)")
         }
-        thread.withLock { $0 = id }
-    }
-
-    private final class Box {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     }
 
     /// Delivers what is already in the ring without waiting.
