@@ -31,13 +31,15 @@ public struct PresentDevices: Sendable {
             }
             guard !irqs.isEmpty else { continue }
             irqs.sort()
-            // /proc is walked only when a device has irqs: once, whatever the number of devices
-            if holders == nil { holders = Holders(root: root) }
+            // only a VFIO device has a VMM holding it: /proc (every descriptor of every process)
+            // is walked only when one is there, once whatever their number
+            let driver = resolver.driver(of: address)
+            if driver == "vfio-pci" && holders == nil { holders = Holders(root: root) }
             found.append(Annotation.Present(
                 address: address, mode: msix ? .msix : .msi, irqs: irqs,
                 requested: irqs.filter { !resolver.actions(ofIRQ: $0).isEmpty },
                 msixEnabled: Self.msixEnabled(config: readBytes(devices + address + "/config", limit: 4096)),
-                owner: holders?.owner(of: address, root: root), noRemapping: noRemapping))
+                owner: driver == "vfio-pci" ? holders?.owner(of: address, root: root) : nil, noRemapping: noRemapping))
         }
         var out: [Annotation] = []
         for tgid in Set(found.compactMap(\.owner)).sorted() {
