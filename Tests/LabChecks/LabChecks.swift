@@ -336,7 +336,17 @@ public enum LabChecks {
             #expect(alpha.windowRaised > 0)
             #expect(lost <= Double(alpha.windowRaised) && lost <= Double(alpha.raised - alpha.received),
                     "alpha: irqscope says at least \(lost) lost; the VMM raised \(alpha.windowRaised) inside windows and missed \(alpha.raised - alpha.received)")
-            #expect(lossWindows >= Double(alpha.windowRaised), "alpha raised in \(alpha.windowRaised) windows, irqscope saw evidence in \(lossWindows)")
+            // More than 99,900 unhandled of 100,000 and the kernel disables the line ("nobody
+            // cared"; 5.10 under TCG refires ~25,000 times per window): a window after that leaves
+            // no trace on it, and irqscope does not see the disable. Then only a window before it
+            // is sure to show evidence; never more than were raised in.
+            let console = (try? String(contentsOfFile: dir + "/console.log", encoding: .utf8)) ?? ""
+            if console.contains("Disabling IRQ #\(irq)\n") || console.contains("Disabling IRQ #\(irq)\r") {
+                #expect(lossWindows >= 1 && lossWindows <= Double(alpha.windowRaised), "alpha raised in \(alpha.windowRaised) windows, irqscope saw evidence in \(lossWindows)")
+                findings.append("the kernel disabled line \(irq) as nobody cared: evidence in \(Int(lossWindows)) of alpha's \(alpha.windowRaised) windows")
+            } else {
+                #expect(lossWindows >= Double(alpha.windowRaised), "alpha raised in \(alpha.windowRaised) windows, irqscope saw evidence in \(lossWindows)")
+            }
         } else {
             #expect(lost == 0 && lossWindows == 0, "no window on the dynamic path, yet \(lost) lost in \(lossWindows) windows")
         }
