@@ -306,6 +306,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     private var readHeld = false
     private var timer: Scheduled<Void>?
+    /// The last deadline handed to NIO: cancelling a task leaves NIO's timerfd set for it.
+    private var armedDeadline: NIODeadline?
+    /// When the request being read sent its first bytes (its read timeout counts from there).
+    private var readStarted = NIODeadline.now()
     private var holdsRequestSlot = false
     private var closeAfterResponse = false
 
@@ -330,11 +334,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         phase = .closing
         timer?.cancel()
         timer = nil
-        // NIO only ever moves its timerfd earlier: the cancelled timer would still wake an idle
-        // exporter once, seconds after its last scrape. A task due in a moment fires the timerfd
-        // now, and NIO then arms it for what is really left (one due already when the loop looks
-        // would be run without touching the timerfd).
-        context.eventLoop.assumeIsolated().scheduleTask(in: .microseconds(100)) {}
+        flushStaleTimer(before: .distantFuture, context)
         releaseRequestSlot()
         connections.remove(self)
         self.context = nil
@@ -353,11 +353,19 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: reading
 
+    /// A request's first bytes. Its read timeout is armed only if the read that brought them
+    /// did not bring the whole request (`channelReadComplete`): a scrape's request comes whole,
+    /// and a timer set and cancelled for each would wake an idle exporter 10 s after the last.
     func bytesArrived() {
         if phase == .waiting {
             phase = .reading
-            arm(limits.readTimeout)
+            readStarted = .now()
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if phase == .reading { arm(limits.readTimeout, from: readStarted) }
+        context.fireChannelReadComplete()
     }
 
     func read(context: ChannelHandlerContext) {
@@ -507,10 +515,11 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if head.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         }
-        arm(limits.writeTimeout)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { result in
             self.written(keepAlive: keepAlive && (try? result.get()) != nil)
         }
+        // a response the socket took whole is written already (and the connection waiting)
+        if phase == .answering { arm(limits.writeTimeout) }
     }
 
     /// The response is in the kernel's hands: the connection may read its next request.
@@ -528,9 +537,25 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func arm(_ delay: TimeAmount) {
+    private func arm(_ delay: TimeAmount, from start: NIODeadline = .now()) {
         timer?.cancel()
         guard let context else { return }
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.close() }
+        let deadline = start + delay
+        flushStaleTimer(before: deadline, context)
+        armedDeadline = deadline
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { self.close() }
+    }
+
+    /// NIO only ever moves its timerfd earlier: a cancelled timer due within a minute, before
+    /// `deadline`, would wake the loop at its time for nothing (an idle exporter 10 s after its
+    /// last scrape: the connection's first read timeout). A task due in a moment fires the
+    /// timerfd now, and NIO then sets it for what is really left; one due already when the loop
+    /// looks would run without touching the timerfd. Idle timeouts replacing each other are
+    /// minutes away and not worth a wake-up per request.
+    private func flushStaleTimer(before deadline: NIODeadline, _ context: ChannelHandlerContext) {
+        let now = NIODeadline.now()
+        guard let armed = armedDeadline, armed < deadline, armed > now, armed < now + .seconds(60) else { return }
+        armedDeadline = nil
+        context.eventLoop.assumeIsolated().scheduleTask(in: .microseconds(100)) {}
     }
 }
