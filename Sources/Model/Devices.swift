@@ -52,8 +52,6 @@ public struct Devices: Sendable {
         /// counts what is allocated now, not what the enable asked for), so a re-enable after
         /// it is no grow.
         var tableSizeUnknown = false
-        /// Its vectors were found at start (a `present` annotation), not seen allocated.
-        public var seeded = false
         /// MSI-X disable followed by enable, whatever the sizes.
         public var cycles: UInt64 = 0
         public var grows: [GrowMode: UInt64] = [:]
@@ -343,7 +341,6 @@ public struct Devices: Sendable {
             }
         }
         modify(p.address) { d in
-            d.seeded = true
             if let owner = p.owner { d.owner = owner }
             // msi_irqs holds MSI-X entries only while MSI-X is on: the kernel frees them at disable
             let enabled = p.mode == .msix && (p.msixEnabled ?? !p.irqs.isEmpty)
