@@ -80,7 +80,8 @@ public struct PresentDevices: Sendable {
                 for n in listDirectory(fd) {
                     // matched anywhere in the link, as ProcessResolver.holdsVFIO does: a VMM in a
                     // chroot or another mount namespace shows its own path to /dev
-                    guard let link = readLink(fd + "/" + n), let rest = Self.after("/vfio/", in: link) else { continue }
+                    guard let link = readLink(fd + "/" + n), let at = link.firstRange(of: "/vfio/") else { continue }
+                    let rest = link[at.upperBound...]
                     // the lowest pid: a child that inherited the descriptor is not the VMM
                     if rest.hasPrefix("devices/") {
                         let name = String(rest.dropFirst("devices/".count))
@@ -91,16 +92,6 @@ public struct PresentDevices: Sendable {
                     }
                 }
             }
-        }
-
-        /// What follows the first `marker` in `text`.
-        static func after(_ marker: String, in text: String) -> Substring? {
-            let t = Array(text.utf8), m = Array(marker.utf8)
-            guard t.count >= m.count else { return nil }
-            for i in 0...(t.count - m.count) where t[i..<(i + m.count)].elementsEqual(m) {
-                return Substring(decoding: t[(i + m.count)...], as: UTF8.self)
-            }
-            return nil
         }
 
         func owner(of address: String, root: String) -> UInt32? {
