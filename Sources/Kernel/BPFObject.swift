@@ -227,6 +227,3 @@ final class BPFObject: @unchecked Sendable {
         }
     }
 }
-
-// include/uapi/linux/btf.h's BTF_KIND_DATASEC (the macro imports ambiguously).
-private let btfKindDatasec: UInt32 = 15

@@ -1,5 +1,11 @@
 import Glibc
 
+// include/uapi/linux/btf.h's BTF_KIND_*: the macros import ambiguously (the enum and its #define).
+let btfKindStruct: UInt32 = 4
+let btfKindTypedef: UInt32 = 8
+let btfKindFunc: UInt32 = 12
+let btfKindDatasec: UInt32 = 15
+
 /// A kernel BTF object (vmlinux, or a module's split BTF on top of it) read raw from
 /// /sys/kernel/btf, for planning's few questions: which names exist, as what kind, and with
 /// what members. Not libbpf's btf__load_vmlinux_btf: bpf_object__load parses vmlinux BTF again
@@ -138,7 +144,7 @@ final class KernelBTF {
     func hasMember(struct structName: String, member: String) -> Bool? {
         var found: Bool?
         forEachType { _, record, name in
-            guard found == nil, let name, (record.loadUnaligned(fromByteOffset: 4, as: UInt32.self) >> 24) & 0x1f == 4, // STRUCT
+            guard found == nil, let name, (record.loadUnaligned(fromByteOffset: 4, as: UInt32.self) >> 24) & 0x1f == btfKindStruct,
                   String(cString: name) == structName else { return }
             let vlen = Int(record.loadUnaligned(fromByteOffset: 4, as: UInt32.self) & 0xffff)
             // struct btf_type (12 bytes), then vlen struct btf_member {name_off, type, offset}
@@ -175,7 +181,7 @@ struct BTFIndex {
         btf.forEachType { id, record, cName in
             // planning asks only for functions and typedefs (btf_trace_<tracepoint>)
             let kind = (record.loadUnaligned(fromByteOffset: 4, as: UInt32.self) >> 24) & 0x1f
-            guard let cName, kind == 12 || kind == 8 else { return }
+            guard let cName, kind == btfKindFunc || kind == btfKindTypedef else { return }
             let first = UInt8(bitPattern: cName[0])
             let pair = Int(first) | (first == 0 ? 0 : Int(UInt8(bitPattern: cName[1])) << 8)
             guard prefixes[pair >> 6] & (1 << UInt64(pair & 63)) != 0 else { return }

@@ -250,8 +250,5 @@ extension KernelFacts {
     }
 }
 
-// include/uapi/linux/btf.h; the macros import ambiguously (the enum and its #define).
 /// The function the trampoline test attaches an empty fentry program to.
 private let trampolineTarget = "request_threaded_irq"
-private let btfKindTypedef: UInt32 = 8
-private let btfKindFunc: UInt32 = 12
