@@ -5,7 +5,8 @@ import PackageDescription
 // runs where those Debian packages are not installed (the lab guests, a copied binary).
 let staticLibbpf = Context.environment["IRQSCOPE_STATIC_LIBBPF"] == "1"
 let libbpfLink: [LinkerSetting] = staticLibbpf
-    ? [.unsafeFlags(["-Xlinker", "-l:libbpf.a", "-Xlinker", "-l:libelf.a", "-Xlinker", "-l:libz.a"])]
+    ? [.unsafeFlags(["-Xlinker", "-l:libbpf.a", "-Xlinker", "-l:libelf.a", "-Xlinker", "-l:libz.a",
+                     "-Xlinker", "--wrap=btf__load_vmlinux_btf"])]
     : [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
 
 // zlib for gzip responses: static with the rest in a self-contained binary.
@@ -31,12 +32,14 @@ let package = Package(
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "CSys", path: "Sources/CSys"),
+        // libbpf's vmlinux BTF loader, mapped where the kernel allows (static builds only)
+        .target(name: "CLibbpfWrap", path: "Sources/CLibbpfWrap"),
         .plugin(name: "BPFEmbed", capability: .buildTool(), path: "Plugins/BPFEmbed"),
 
         // kernel events -> decode -> model -> render
         .target(
             name: "IrqscopeKernel",
-            dependencies: ["CLibbpf", "CSys", "IrqscopeABI", "IrqscopeDecode", "IrqscopeHost"],
+            dependencies: ["CLibbpf", "CLibbpfWrap", "CSys", "IrqscopeABI", "IrqscopeDecode", "IrqscopeHost"],
             path: "Sources/Kernel",
             linkerSettings: libbpfLink,
             plugins: ["BPFEmbed"]

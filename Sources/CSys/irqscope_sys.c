@@ -126,13 +126,19 @@ int irqscope_keep_capabilities(uint64_t keep, int64_t uid, int64_t gid)
     int rc = 0;
     pid_t self = (pid_t)syscall(SYS_gettid), pid = getpid();
     /* The other threads first, this one last: once this thread has another uid, the kernel may
-     * refuse it /proc/self/task (EACCES, seen on a 6.12 guest with two vCPUs). A slow (nested,
-     * emulated) machine can take seconds to schedule every thread; stragglers are signalled again. */
-    struct timespec pause = {0, 20 * 1000000};
+     * refuse it /proc/self/task (EACCES, seen on a 6.12 guest with two vCPUs). A thread takes the
+     * signal within microseconds when a core is free, so the first looks come soon (a fixed 20 ms
+     * pause was a fifth of serve's start-up); a slow (nested, emulated) machine can take seconds
+     * to schedule every thread: the pause doubles to 20 ms, stragglers are signalled again every
+     * half second, and after 30 s irqscope gives up. */
+    long pause_ns = 50 * 1000, waited_ns = 0, signalled_ns = 0;
     int pending = 1;
-    for (int round = 0; rc == 0 && pending && round < 1500 && atomic_load(&failures) == 0; round++) {
+    for (int round = 0; rc == 0 && pending && waited_ns < 30000000000L && atomic_load(&failures) == 0; round++) {
         DIR *tasks = opendir("/proc/self/task");
         if (!tasks) { failed_step = "opendir /proc/self/task"; rc = -errno; break; }
+        int signal_now = round == 0 || waited_ns - signalled_ns >= 500000000L;
+        if (signal_now)
+            signalled_ns = waited_ns;
         pending = 0;
         struct dirent *entry;
         while ((entry = readdir(tasks))) {
@@ -140,12 +146,16 @@ int irqscope_keep_capabilities(uint64_t keep, int64_t uid, int64_t gid)
             if (tid <= 0 || tid == self || thread_done(tid, keep))
                 continue;
             pending++;
-            if (round % 25 == 0)
+            if (signal_now)
                 syscall(SYS_tgkill, pid, tid, sig);
         }
         closedir(tasks);
-        if (pending)
+        if (pending) {
+            struct timespec pause = {0, pause_ns};
             nanosleep(&pause, NULL);
+            waited_ns += pause_ns;
+            pause_ns = pause_ns * 2 < 20 * 1000000L ? pause_ns * 2 : 20 * 1000000L;
+        }
     }
     if (rc == 0 && atomic_load(&failures) > 0) {
         failed_step = "another thread";

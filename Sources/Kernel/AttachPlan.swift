@@ -96,7 +96,8 @@ struct AttachPlan {
         case .function(returnsValue: false, _):
             return [(.fentry, [name(.fentry)]), (.kprobe, [name(.kprobe)])]
         case .tracepoint:
-            return [(.tpBTF, [name(.tpBTF)]), (.rawTP, [name(.rawTP)])]
+            let typed = (Mechanism.tpBTF, [name(.tpBTF)]), raw = (Mechanism.rawTP, [name(.rawTP)])
+            return hook.typedArgs ? [typed, raw] : [raw, typed]
         }
     }
 

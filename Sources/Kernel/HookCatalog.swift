@@ -16,6 +16,12 @@ struct HookSpec: Sendable, Equatable {
     var kind: Kind
     /// The kernel module that provides it, when not built into vmlinux.
     var module: String? = nil
+    /// A tracepoint whose handler reads its typed arguments directly (tp_btf), where raw_tp
+    /// would need a probe read: preferred as tp_btf. The others prefer raw_tp, which does the
+    /// same with the raw arguments and costs the verifier no search of kernel BTF (the attach
+    /// target's, 0.15 ms a program on 6.18: raw_tp loaded the lifecycle programs in 14 ms
+    /// against 22).
+    var typedArgs = false
 
     var displayName: String {
         if case .tracepoint(let group) = kind { return "\(group):\(name)" }
@@ -26,8 +32,8 @@ struct HookSpec: Sendable, Equatable {
         HookSpec(name: name, kind: .function(returnsValue: returns, structReturn: structReturn), module: module)
     }
 
-    static func tp(_ group: String, _ name: String, module: String? = nil) -> HookSpec {
-        HookSpec(name: name, kind: .tracepoint(group: group), module: module)
+    static func tp(_ group: String, _ name: String, module: String? = nil, typedArgs: Bool = false) -> HookSpec {
+        HookSpec(name: name, kind: .tracepoint(group: group), module: module, typedArgs: typedArgs)
     }
 }
 
@@ -58,7 +64,8 @@ enum HookCatalog {
             name: "irq_delivery",
             summary: "interrupts handled and unhandled per irq",
             cost: "no irqscope_interrupts_total or irqscope_interrupts_unhandled_total",
-            alternatives: [.init("every kernel: tp_btf from 5.5 (ac4414b5ca47), raw_tp before", [.tp("irq", "irq_handler_exit")])]),
+            alternatives: [.init("every kernel: tp_btf from 5.5 (ac4414b5ca47), raw_tp before",
+                                 [.tp("irq", "irq_handler_exit", typedArgs: true)])]),
         FamilySpec(
             name: "spurious",
             summary: "interrupts on vectors without a handler (0xef: allocated but not requested)",

@@ -1,4 +1,5 @@
 import CLibbpf
+import CLibbpfWrap
 import Glibc
 import IrqscopeABI
 import IrqscopeDecode
@@ -56,14 +57,14 @@ public final class KernelSession: @unchecked Sendable {
         // where start-up time goes, reported: under emulation (the lab) it takes tens of seconds
         let clock = ContinuousClock(), started = clock.now
         var planning = Duration.zero, loading = Duration.zero, attaching = Duration.zero
-        let opening = Self.early.withLock { early in
+        let early = Self.early.withLock { early in
             defer { early = nil }
             return early
-        } ?? Self.opening()
-        let facts = KernelFacts.gather()
+        } ?? Self.starting()
+        let facts = early.facts.join()
         planning += clock.now - started
         let waited = clock.now
-        let (image, opened) = opening.join()
+        let (image, opened) = early.opening.join()
         loading += clock.now - waited
         var firstObject: Result<BPFObject, KernelError>? = opened
         let wanted = Self.irqSlots()
@@ -156,29 +157,35 @@ public final class KernelSession: @unchecked Sendable {
     deinit { close() }
 
     typealias Opened = (image: [UInt8], object: Result<BPFObject, KernelError>)
-    private static let early = Mutex<Background<Opened>?>(nil)
+    /// The work before planning, each part on a thread of its own while the caller goes on:
+    /// - the first round's object opened, with the vmlinux BTF libbpf parses for the load (that
+    ///   parse on a third thread where the build maps it);
+    /// - the facts planning needs (kernel BTF indexed, a test fentry program loaded, sysfs).
+    struct Early {
+        let opening: Background<Opened>
+        let facts: Background<KernelFacts>
+    }
+    private static let early = Mutex<Early?>(nil)
 
-    /// libbpf parses vmlinux BTF for the load (14 ms of CPU here, reading 5.5 MB through kernfs
-    /// into fresh pages): on a thread of its own, the first round's object is opened and the
-    /// parse done while the caller goes on (planning looks at the kernel meanwhile).
-    private static func opening() -> Background<Opened> {
-        Background.start {
+    private static func starting() -> Early {
+        _ = irqscope_prefetch_vmlinux_btf()
+        return Early(opening: Background.start {
             let image = base64Decode(EmbeddedBPF.irqscope)
             do throws(KernelError) {
                 let object = try BPFObject(image: image, name: "irqscope")
                 object.parseKernelBTF()
                 return (image, .success(object))
             } catch { return (image, .failure(error)) }
-        }
+        }, facts: Background.start { KernelFacts.gather() })
     }
 
-    /// Starts that work before the session is asked for, for `serve` (from its first
-    /// instruction: parsing the command line, starting the web server's threads and binding take
-    /// longer than the parse). Nothing reaches the kernel: the object is only opened.
+    /// Starts that work before the session is asked for, for `serve`, from its first
+    /// instruction: parsing the command line, starting the web server's threads and binding
+    /// take about as long. Only the test program reaches the kernel, and it is closed at once.
     public static func openEarly(libbpfDebug: Bool) {
         LibbpfLog.install(verbose: libbpfDebug)
         early.withLock { early in
-            if early == nil { early = opening() }
+            if early == nil { early = starting() }
         }
     }
 

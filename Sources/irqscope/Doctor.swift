@@ -5,6 +5,7 @@ import IrqscopeRender
 
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "doctor",
         abstract: "Attach every probe this kernel allows, report what is covered and what is not, detach.",
         discussion: "Exits 0 when irqscope can serve on this kernel (its interrupt delivery probe attaches), 1 otherwise.")
 

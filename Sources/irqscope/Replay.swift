@@ -6,6 +6,7 @@ import IrqscopeRender
 
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "replay",
         abstract: "Render a recording made with 'trace --record' or 'serve --record', on any machine, without BPF.",
         discussion: """
             Takes trace's flags; exit status as for trace. A recording whose writer was killed replays \

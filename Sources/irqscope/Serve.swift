@@ -8,6 +8,7 @@ import IrqscopeServer
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// 10341: above the 9100-9999 block (fully allocated since 2023), clear of the ports known
 /// exporters and Kubernetes components use.
@@ -15,6 +16,9 @@ let defaultListenAddress = ":10341"
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        // named, not derived from the type: deriving demangles the type name, a quarter of
+        // the command-line parse at start-up
+        commandName: "serve",
         abstract: "Serve Prometheus metrics about interrupts, vectors and guests on this host.")
 
     @Option(name: .customLong("web.listen-address"),
@@ -229,9 +233,7 @@ struct Serve: AsyncParsableCommand {
             throw error
         }
         try stopIfInterrupted(logger) { collector.stop() }
-        releaseFreedMemory()
-        server.serve(Routes(collector: collector, telemetryPath: telemetryPath,
-                            probes: DoctorReport.json(session.report, coreFamily: KernelSession.coreFamily).text + "\n").handle)
+        server.serve(Routes(collector: collector, telemetryPath: telemetryPath, report: session.report).handle)
         logger.info("serving metrics", metadata: [
             "listen": "\(server.boundAddresses.joined(separator: ","))", "path": "\(telemetryPath)",
             "tls": "\(web.tls != nil)", "basic_auth": "\(web.auth != nil)"])
@@ -325,9 +327,18 @@ struct Serve: AsyncParsableCommand {
 struct Routes: Sendable {
     let collector: Collector
     let telemetryPath: String
-    /// What this exporter attached and what not, as `irqscope doctor --json` prints it: doctor
-    /// would attach everything a second time to say what the running exporter already knows.
-    let probes: String
+    /// What this exporter attached and what not, for /probes as `irqscope doctor --json` prints
+    /// it (doctor would attach everything a second time to say what the running exporter already
+    /// knows). Rendered when asked for: rendering it at start delayed the first scrape by a
+    /// millisecond.
+    let report: ProbeReport
+    /// Start-up's memory is handed back once the first scrape is answered (releaseFreedMemory).
+    let scraped = FirstScrape()
+
+    final class FirstScrape: Sendable {
+        private let done = Atomic<Bool>(false)
+        func once(_ body: () -> Void) { if !done.exchange(true, ordering: .relaxed) { body() } }
+    }
 
     func handle(_ request: HTTPRequest) -> HTTPResponse {
         guard request.method == "GET" || request.method == "HEAD" else {
@@ -337,14 +348,18 @@ struct Routes: Sendable {
         case telemetryPath:
             let format = ExpositionFormat.negotiate(accept: request.header("Accept"))
             do {
-                return HTTPResponse(status: 200, contentType: format.contentType, bytes: try collector.scrape(format: format))
+                let bytes = try collector.scrape(format: format)
+                // 100 ms: the response is written by then
+                scraped.once { releaseFreedMemory(afterMicroseconds: 100_000) }
+                return HTTPResponse(status: 200, contentType: format.contentType, bytes: bytes)
             } catch {
                 return HTTPResponse(status: 500, contentType: "text/plain; charset=utf-8", body: "scrape failed: \(error)\n")
             }
         case "/healthz":
             return HTTPResponse(status: 200, contentType: "text/plain; charset=utf-8", body: "ok\n")
         case "/probes":
-            return HTTPResponse(status: 200, contentType: "application/json", body: probes)
+            return HTTPResponse(status: 200, contentType: "application/json",
+                                body: DoctorReport.json(report, coreFamily: KernelSession.coreFamily).text + "\n")
         case "/":
             return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: """
                 <!DOCTYPE html>

@@ -9,6 +9,7 @@ import Synchronization
 
 struct Trace: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "trace",
         abstract: "Follow, live, what a guest's boot does to the host's interrupt plumbing; then a verdict.",
         discussion: """
             Attaches before COMMAND starts, so nothing is missed, and follows COMMAND and its children \

@@ -32,7 +32,16 @@ extension Host {
                     let m = hook["mechanism"] as? String ?? ""
                     #expect(["fentry", "fexit", "kprobe", "kretprobe", "tp_btf", "raw_tp"].contains(m), "\(name): \(m)")
                     if !hasKprobes { #expect(m != "kprobe" && m != "kretprobe", "\(name) claims \(m) without kprobes") }
-                    if name.contains(":") && hasBTF { #expect(m == "tp_btf", "\(name) should use tp_btf where BTF exists") }
+                    // the delivery handler reads its typed arguments (tp_btf); the others take the raw
+                    // ones, where tracefs lists the tracepoint
+                    if name == "irq:irq_handler_exit" && hasBTF { #expect(m == "tp_btf", "\(name) should use tp_btf where BTF exists") }
+                    if name.contains(":") && name != "irq:irq_handler_exit" {
+                        let parts = name.split(separator: ":")
+                        let listed = ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"].contains {
+                            FileManager.default.fileExists(atPath: "\($0)/\(parts[0])/\(parts[1])")
+                        }
+                        #expect(m == (listed ? "raw_tp" : "tp_btf"), "\(name): \(m)")
+                    }
                 case "unavailable":
                     let reason = hook["reason"] as? String ?? ""
                     #expect(!reason.isEmpty, "\(family)/\(name) gives no reason")

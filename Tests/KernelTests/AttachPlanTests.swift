@@ -51,6 +51,22 @@ func hookStates(_ plan: AttachPlan) -> [String: ProbeReport.State] {
         #expect(hookStates(p)["__msi_domain_alloc_irqs"] == .standby(coveredBy: "msi_domain_alloc_irqs_all_locked"))
     }
 
+    @Test func onlyTheDeliveryTracepointPrefersTpBTF() {
+        let p = plan(everythingKernel())
+        #expect(p.choices["irq_handler_exit"]?.mechanism == .tpBTF)
+        let lifecycle = HookCatalog.families.flatMap { $0.alternatives.flatMap(\.hooks) }.filter {
+            if case .tracepoint = $0.kind { $0.name != "irq_handler_exit" } else { false }
+        }
+        #expect(lifecycle.count >= 20)
+        for hook in lifecycle { #expect(p.choices[hook.name]?.mechanism == .rawTP, "\(hook.displayName)") }
+        // without tracefs to name them, tracepoints still attach through their BTF
+        let noTracefs = plan(everythingKernel { $0.tracepoints = [] })
+        for hook in lifecycle {
+            #expect(hookStates(noTracefs)[hook.displayName] == .attached(
+                mechanism: "tp_btf", fallback: nil), "\(hook.displayName)")
+        }
+    }
+
     @Test func fexitFallsBackToKretprobeAfterALoadFailure() {
         let why = "load failed: Invalid argument (verifier: something)"
         let p = plan(everythingKernel(), failed: ["request_threaded_irq": [.fexit: why]])
@@ -96,7 +112,8 @@ func hookStates(_ plan: AttachPlan) -> [String: ProbeReport.State] {
                 ["fexit: cannot hook a function that returns a struct by value", "kretprobe: no kprobes"]
             case .function(returnsValue: true, structReturn: false): ["fexit: no trampolines", "kretprobe: no kprobes"]
             case .function(returnsValue: false, _): ["fentry: no trampolines", "kprobe: no kprobes"]
-            case .tracepoint: ["tp_btf: no kernel BTF", "raw_tp: no such tracepoint in this kernel"]
+            case .tracepoint where hook.typedArgs: ["tp_btf: no kernel BTF", "raw_tp: no such tracepoint in this kernel"]
+            case .tracepoint: ["raw_tp: no such tracepoint in this kernel", "tp_btf: no kernel BTF"]
             }
             #expect(reason == expected.joined(separator: "; "), "\(hook.displayName)")
         }

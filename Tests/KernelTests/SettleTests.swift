@@ -85,7 +85,7 @@ import Testing
             Issue.record("vector_alloc should be unavailable")
             return
         }
-        // fexit and tp_btf fail in round one, their fallbacks in round two, round three attaches
+        // fexit and raw_tp fail in round one, their fallbacks in round two, round three attaches
         #expect(outcome.rounds == 3)
     }
 
