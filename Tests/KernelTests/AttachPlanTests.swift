@@ -53,12 +53,12 @@ func hookStates(_ plan: AttachPlan) -> [String: ProbeReport.State] {
 
     @Test func onlyTheDeliveryTracepointPrefersTpBTF() {
         let p = plan(everythingKernel())
-        #expect(p.choices["irq_handler_exit"]?.mechanism == .tpBTF)
+        #expect(p.choices["irq:irq_handler_exit"]?.mechanism == .tpBTF)
         let lifecycle = HookCatalog.families.flatMap { $0.alternatives.flatMap(\.hooks) }.filter {
             if case .tracepoint = $0.kind { $0.name != "irq_handler_exit" } else { false }
         }
         #expect(lifecycle.count >= 20)
-        for hook in lifecycle { #expect(p.choices[hook.name]?.mechanism == .rawTP, "\(hook.displayName)") }
+        for hook in lifecycle { #expect(p.choices[hook.displayName]?.mechanism == .rawTP, "\(hook.displayName)") }
         // without tracefs to name them, tracepoints still attach through their BTF
         let noTracefs = plan(everythingKernel { $0.tracepoints = [] })
         for hook in lifecycle {
