@@ -63,7 +63,8 @@ fixtures:
 # interrupts collector (irqscope-bench serve alone runs the second); both in full, then fails
 # if either missed a goal.
 bench: release
-	status=0; .build/release/irqscope-bench bpf || status=1; .build/release/irqscope-bench serve || status=1; .build/release/irqscope-bench counts || status=1; exit $$status
+	status=0; .build/release/irqscope-bench bpf || status=1; .build/release/irqscope-bench serve || status=1; .build/release/irqscope-bench counts || status=1; \
+	rec=$$(mktemp); gzip -dc Tests/Fixtures/lab/6.1/scale/scale.rec.gz > $$rec && .build/release/irqscope-bench scale $$rec || status=1; rm -f $$rec; exit $$status
 
 # libFuzzer over the recording decoder (replay) and the web config parser, from Tests/Fuzz/seeds;
 # FUZZ_SECONDS=600 by default.

@@ -76,7 +76,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "irqscope-bench",
-            dependencies: ["IrqscopeKernel", "IrqscopeHost", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["IrqscopeKernel", "IrqscopeHost", "IrqscopeDecode", "IrqscopeModel", "IrqscopeRender",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Bench"
         ),
         .target(name: "TestSupport", dependencies: ["IrqscopeABI"], path: "Tests/TestSupport"),

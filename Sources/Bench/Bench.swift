@@ -7,6 +7,6 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "irqscope-bench",
         abstract: "irqscope's benchmarks: per-interrupt BPF cost (bpf), serving against node_exporter (serve), scrape times of running exporters (scrapes), the counts read of a scrape at many CPUs (counts).",
-        subcommands: [BPFCost.self, ServeBench.self, ScrapeTimes.self, CountsRead.self],
+        subcommands: [BPFCost.self, ServeBench.self, ScrapeTimes.self, CountsRead.self, ModelScrape.self],
         defaultSubcommand: BPFCost.self)
 }

@@ -32,22 +32,16 @@ struct CountsRead: ParsableCommand {
         var checksum: UInt64 = 0
         for _ in 0..<31 {
             var totals = [IRQCount](repeating: IRQCount(interrupts: 0, unhandled: 0), count: slots)
-            let start = monotonicNs()
+            let start = now()
             for cpu in 0..<cpus {
                 _ = KernelSession.add(UnsafeRawBufferPointer(rebasing: array[(cpu * slice)..<((cpu + 1) * slice)]), irqs: irqs, to: &totals)
             }
-            times.append(Double(monotonicNs() - start) / 1e6)
+            times.append((now() - start) * 1e3)
             checksum &+= totals[irqs - 1].interrupts
         }
         times.sort()
         let mb = Double(cpus * irqs * KernelSession.countSlotBytes) / 1e6
         func two(_ v: Double) -> String { String(Double(Int(v * 100 + 0.5)) / 100) }
         print("counts read: \(cpus) CPUs x \(irqs) irqs of \(slots) slots (\(two(mb)) MB of slots): p50 \(two(times[15])) ms, p90 \(two(times[27])) ms (checksum \(checksum))")
-    }
-
-    private func monotonicNs() -> UInt64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
     }
 }
