@@ -78,6 +78,7 @@ struct pci_dev {
 
 struct irqaction {
     struct irqaction *next;
+    unsigned int flags;
 };
 
 struct msi_desc {
