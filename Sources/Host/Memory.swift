@@ -30,15 +30,8 @@ public func releaseFreedMemory() {
 /// scrape, so that neither start-up nor that scrape waits the 2 ms it takes, or faults back in
 /// the code it would drop. The thread exits after: no wake-up is left behind.
 public func releaseFreedMemory(afterMicroseconds microseconds: UInt32) {
-    var attributes = pthread_attr_t()
-    pthread_attr_init(&attributes)
-    defer { pthread_attr_destroy(&attributes) }
-    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-    var thread = pthread_t()
-    let started = pthread_create(&thread, &attributes, { arg in
-        usleep(UInt32(UInt(bitPattern: arg)))
+    if case .failure = spawnThread(detached: true, {
+        usleep(microseconds)
         releaseFreedMemory()
-        return nil
-    }, UnsafeMutableRawPointer(bitPattern: UInt(max(microseconds, 1))))
-    if started != 0 { releaseFreedMemory() }
+    }) { releaseFreedMemory() }
 }

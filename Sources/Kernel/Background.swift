@@ -1,4 +1,5 @@
 import Glibc
+import IrqscopeHost
 
 /// A value computed on a thread of its own while the caller goes on; `join` waits for it.
 /// A plain thread: start-up must not wake libdispatch's workers or Swift concurrency's pool
@@ -25,24 +26,4 @@ final class Background<T>: @unchecked Sendable {
         if result == nil { result = body() }
         return result!
     }
-}
-
-private final class ThreadBody {
-    let run: () -> Void
-    init(_ run: @escaping () -> Void) { self.run = run }
-}
-
-/// Starts `run` on a new thread.
-func spawnThread(_ run: @escaping () -> Void) -> Result<pthread_t, KernelError> {
-    var id = pthread_t()
-    let box = Unmanaged.passRetained(ThreadBody(run)).toOpaque()
-    let rc = pthread_create(&id, nil, { arg in
-        Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue().run()
-        return nil
-    }, box)
-    guard rc == 0 else {
-        Unmanaged<ThreadBody>.fromOpaque(box).release()
-        return .failure(.errno("cannot start a thread", rc))
-    }
-    return .success(id)
 }

@@ -1,4 +1,5 @@
 import Glibc
+import IrqscopeHost
 import Synchronization
 
 /// Reads the event ring buffer on a thread of its own, which sleeps in poll(2) on the ring's
@@ -59,7 +60,7 @@ final class EventStream: Sendable {
             unmap()
             Glibc.close(ends[0])
             Glibc.close(ends[1])
-            throw KernelError("the ring buffer's reader: \(error.message)")
+            throw KernelError("the ring buffer's reader: \(error)")
         }
     }
 
