@@ -23,25 +23,19 @@ struct CountsRead: ParsableCommand {
     }
 
     func run() throws {
-        let slice = slots * KernelSession.countSlotBytes
-        let array = UnsafeMutableRawBufferPointer.allocate(byteCount: cpus * slice, alignment: 4096)
-        defer { array.deallocate() }
-        // every page written, as the kernel's preallocated array is
-        for i in stride(from: 0, to: array.count, by: 8) { array.storeBytes(of: UInt64(i & 0xff), toByteOffset: i, as: UInt64.self) }
+        let array = CountsArray(cpus: cpus, slots: slots)
+        for i in stride(from: 0, to: array.bytes.count, by: 8) { array.bytes.storeBytes(of: UInt64(i & 0xff), toByteOffset: i, as: UInt64.self) }
         var times: [Double] = []
         var checksum: UInt64 = 0
         for _ in 0..<31 {
-            var totals = [IRQCount](repeating: IRQCount(interrupts: 0, unhandled: 0), count: slots)
             let start = now()
-            for cpu in 0..<cpus {
-                _ = KernelSession.add(UnsafeRawBufferPointer(rebasing: array[(cpu * slice)..<((cpu + 1) * slice)]), irqs: irqs, to: &totals)
-            }
+            let totals = array.sum(irqs: irqs)
             times.append((now() - start) * 1e3)
             checksum &+= totals[irqs - 1].interrupts
         }
         times.sort()
         let mb = Double(cpus * irqs * KernelSession.countSlotBytes) / 1e6
-        func two(_ v: Double) -> String { String(Double(Int(v * 100 + 0.5)) / 100) }
+        let two = twoDecimals
         print("counts read: \(cpus) CPUs x \(irqs) irqs of \(slots) slots (\(two(mb)) MB of slots): p50 \(two(times[15])) ms, p90 \(two(times[27])) ms (checksum \(checksum))")
     }
 }

@@ -34,28 +34,21 @@ struct ModelScrape: ParsableCommand {
         }
         guard let last, let highest = last.live.max() else { throw BenchError("\(recording): no scrape's look in it") }
         let irqs = highest + 1
-        var slots = 32
-        while slots < irqs * 2 { slots *= 2 }
+        let slots = Int(KernelSession.irqSlots(highest: highest))
         // named as sysfs names them: by their handlers, none for vectors nothing requested
         let live = Dictionary(last.live.map { ($0, IRQInfo(name: last.snapshot.irqs[$0] == nil ? "" : "handler\($0)")) },
                               uniquingKeysWith: { a, _ in a })
-        let slice = slots * KernelSession.countSlotBytes
-        let array = UnsafeMutableRawBufferPointer.allocate(byteCount: cpus * slice, alignment: 4096)
-        defer { array.deallocate() }
-        // every page written, as the kernel's preallocated array is; the recorded irqs count on CPU 0
-        array.initializeMemory(as: UInt8.self, repeating: 0)
+        // the recorded irqs count on CPU 0
+        let array = CountsArray(cpus: cpus, slots: slots)
         let build = HostMetrics.Build(version: "bench", libbpf: KernelSession.libbpfVersion, kernel: "recorded")
         var counts: [Double] = [], totals: [Double] = []
         var bytes = 0
         for round in 0..<31 {
             for (irq, c) in last.snapshot.irqs where irq < slots {
-                array.storeBytes(of: c.interrupts + UInt64(round), toByteOffset: irq * KernelSession.countSlotBytes, as: UInt64.self)
+                array.set(cpu: 0, irq: irq, interrupts: c.interrupts + UInt64(round))
             }
             let start = now()
-            var sums = [IRQCount](repeating: IRQCount(interrupts: 0, unhandled: 0), count: slots)
-            for cpu in 0..<cpus {
-                _ = KernelSession.add(UnsafeRawBufferPointer(rebasing: array[(cpu * slice)..<((cpu + 1) * slice)]), irqs: irqs, to: &sums)
-            }
+            let sums = array.sum(irqs: irqs)
             var snapshot = last.snapshot
             snapshot.irqs = [:]
             for (irq, total) in sums.enumerated() where total.interrupts > 0 { snapshot.irqs[irq] = total }
@@ -70,7 +63,7 @@ struct ModelScrape: ParsableCommand {
         }
         counts.sort()
         totals.sort()
-        func two(_ v: Double) -> String { String(Double(Int(v * 100 + 0.5)) / 100) }
+        let two = twoDecimals
         print("scale: \(last.live.count) irqs (highest \(highest)), \(pipeline.model.devices.devices.count) devices, \(cpus) CPUs online: "
               + "counts read p50 \(two(counts[15])) ms; with the look and rendering (\(bytes) bytes) p50 \(two(totals[15])) ms, p90 \(two(totals[27])) ms")
     }

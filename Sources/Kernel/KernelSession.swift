@@ -247,7 +247,10 @@ public final class KernelSession: @unchecked Sendable {
     /// so that irqs allocated later (guests starting) still fit. A power of two: the BPF object
     /// has a counting program for each.
     static func irqSlots() -> UInt32 {
-        let highest = listDirectory("/sys/kernel/irq").compactMap { Int($0) }.max() ?? 0
+        irqSlots(highest: listDirectory("/sys/kernel/irq").compactMap { Int($0) }.max() ?? 0)
+    }
+
+    public static func irqSlots(highest: Int) -> UInt32 {
         var slots = Int(IRQSCOPE_IRQ_SLOTS_DEFAULT_MIN)
         while slots < highest * 2 && slots < Int(IRQSCOPE_IRQ_SLOTS_MAX) { slots *= 2 }
         return UInt32(slots)
