@@ -43,16 +43,15 @@ static void *prefetch(void *unused)
     return NULL;
 }
 
-int irqscope_prefetch_vmlinux_btf(void)
+void irqscope_prefetch_vmlinux_btf(void)
 {
     /* only where libbpf's loader is routed here, the one place that takes it */
     if (!__real_btf__load_vmlinux_btf)
-        return 0;
+        return;
     pthread_mutex_lock(&lock);
     if (!prefetching && pthread_create(&prefetch_thread, NULL, prefetch, NULL) == 0)
         prefetching = 1;
     pthread_mutex_unlock(&lock);
-    return prefetching;
 }
 
 struct btf *__wrap_btf__load_vmlinux_btf(void)
@@ -68,7 +67,6 @@ struct btf *__wrap_btf__load_vmlinux_btf(void)
     pthread_mutex_unlock(&lock);
     if (!btf)
         btf = load_mapped();
-    if (btf)
-        return btf;
-    return __real_btf__load_vmlinux_btf ? __real_btf__load_vmlinux_btf() : NULL;
+    /* called only where the linker routed libbpf here, so the real loader is there */
+    return btf ? btf : __real_btf__load_vmlinux_btf();
 }

@@ -168,7 +168,7 @@ public final class KernelSession: @unchecked Sendable {
     private static let early = Mutex<Early?>(nil)
 
     private static func starting() -> Early {
-        _ = irqscope_prefetch_vmlinux_btf()
+        irqscope_prefetch_vmlinux_btf()
         return Early(opening: Background.start {
             let image = base64Decode(EmbeddedBPF.irqscope)
             do throws(KernelError) {
